@@ -1,0 +1,9 @@
+"""URL routes of the site. Apps add their own `urls.py` here with `include()` as they arrive."""
+
+from django.urls import path
+
+from messaging_lab import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+]
