@@ -56,6 +56,11 @@ class _SparseIndex:
         self._file: StorageFile | None = None
         self._keys: list[int] | None = None  # sorted search keys
         self._values: list[int] = []
+        # Appended entries not yet written to the file. Kafka's indexes are
+        # memory-mapped and reach the disk when the OS pleases; buffering until
+        # sync/close is the same contract (an index may lag its log and is then
+        # rebuilt or extended from the log) without a syscall per entry.
+        self._pending = bytearray()
 
     @property
     def file(self) -> StorageFile:
@@ -83,17 +88,35 @@ class _SparseIndex:
         """Drop every entry (before a rebuild)."""
         self.file.truncate(0)
         self._keys, self._values = [], []
+        self._pending.clear()
+
+    def _append_entry(self, entry: bytes) -> None:
+        self._pending += entry
+
+    def _write_pending(self) -> None:
+        if self._pending:
+            self.file.append(self._pending)
+            self._pending = bytearray()
+
+    def _truncate_entries(self, keep: int) -> None:
+        assert self._keys is not None
+        del self._keys[keep:], self._values[keep:]
+        self._write_pending()
+        self.file.truncate(keep * self.entry.size)
 
     def sync(self) -> None:
+        self._write_pending()
         if self._file is not None:
             self._file.sync()
 
     def close(self) -> None:
         if self._file is not None:
+            self._write_pending()
             self._file.close()
             self._file = None
         self._keys = None
         self._values = []
+        self._pending = bytearray()
 
 
 class OffsetIndex(_SparseIndex):
@@ -123,7 +146,7 @@ class OffsetIndex(_SparseIndex):
         assert self._keys is not None
         if self._keys and (last_offset <= self._keys[-1] or position <= self._values[-1]):
             raise CorruptIndexError(f"{self.path}: entry ({last_offset}, {position}) does not increase")
-        self.file.append(OFFSET_ENTRY.pack(last_offset - self.base_offset, position))
+        self._append_entry(OFFSET_ENTRY.pack(last_offset - self.base_offset, position))
         self._keys.append(last_offset)
         self._values.append(position)
 
@@ -149,8 +172,7 @@ class OffsetIndex(_SparseIndex):
         assert self._keys is not None
         keep = bisect.bisect_left(self._values, position)
         if keep < len(self._keys):
-            del self._keys[keep:], self._values[keep:]
-            self.file.truncate(keep * OFFSET_ENTRY.size)
+            self._truncate_entries(keep)
 
 
 class TimeIndex(_SparseIndex):
@@ -182,7 +204,7 @@ class TimeIndex(_SparseIndex):
             return
         if self._values and last_offset < self._values[-1]:
             raise CorruptIndexError(f"{self.path}: offset {last_offset} goes backwards")
-        self.file.append(TIME_ENTRY.pack(timestamp_ms, last_offset - self.base_offset))
+        self._append_entry(TIME_ENTRY.pack(timestamp_ms, last_offset - self.base_offset))
         self._keys.append(timestamp_ms)
         self._values.append(last_offset)
 
@@ -212,5 +234,4 @@ class TimeIndex(_SparseIndex):
         assert self._keys is not None
         keep = bisect.bisect_left(self._values, offset)
         if keep < len(self._keys):
-            del self._keys[keep:], self._values[keep:]
-            self.file.truncate(keep * TIME_ENTRY.size)
+            self._truncate_entries(keep)

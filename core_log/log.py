@@ -27,7 +27,8 @@ Opening a log:
    recovered batch by batch (see :meth:`core_log.segment.Segment.recover`); a
    torn or corrupt tail is cut and every later segment is deleted; what was cut
    is reported in :attr:`Log.recovery`;
-5. flush, so the recovery point is the new log end.
+5. keep the recovery point where it was (recovered data is valid, not yet known
+   durable): the next flush moves it, and a crash before that recovers again.
 
 Differences from Kafka:
 
@@ -270,9 +271,7 @@ class Log:
             next_base = self.segments[i + 1].base_offset if i + 1 < len(self.segments) else None
             needs_recovery = not clean and (next_base is None or next_base > self.recovery_point)
             if not needs_recovery:
-                had_index = storage.exists(seg.offset_index.path) and storage.exists(seg.time_index.path)
-                seg.load_clean()
-                indexes_rebuilt += 0 if had_index else 1
+                indexes_rebuilt += seg.load_clean()
                 continue
             result: SegmentRecovery = seg.recover()
             segments_recovered += 1
@@ -300,7 +299,10 @@ class Log:
             self.log_end_offset = self.log_start_offset
         self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
         self.first_dirty_offset = min(max(self.first_dirty_offset, self.log_start_offset), self.log_end_offset)
-        self.flush()
+        # As Kafka does, recovery does not move the recovery point forward: what was
+        # recovered is valid but not yet known to be durable; the next flush makes it so.
+        self.recovery_point = min(self.recovery_point, self.log_end_offset) if not clean else self.log_end_offset
+        self._write_checkpoint()
         return RecoveryReport(
             clean_shutdown=clean, segments_recovered=segments_recovered, indexes_rebuilt=indexes_rebuilt,
             bytes_truncated=bytes_truncated, segments_deleted=segments_deleted, reason=reason,
@@ -359,15 +361,14 @@ class Log:
         LogClosedError; nothing is written in any of those cases.
         """
         self._check_open()
-        buf = bytearray(data)
-        frozen = bytes(buf)
+        buf = bytearray(data)  # a private copy: offsets and epochs are stamped into it
         batches: list[RecordBatch] = []
         position = 0
         next_offset = self.log_end_offset
         record_count = 0
         max_ts, offset_of_max_ts = NO_TIMESTAMP, next_offset
-        while position < len(frozen):
-            batch = read_batch_header(frozen, position)
+        while position < len(buf):
+            batch = read_batch_header(buf, position)
             if batch.size_bytes > self.config.max_batch_bytes:
                 raise RecordBatchTooLargeError(
                     f"batch of {batch.size_bytes} bytes exceeds max_batch_bytes={self.config.max_batch_bytes}")
@@ -494,15 +495,27 @@ class Log:
         return []
 
     def read_records(self, offset: int, max_offset: int | None = None, max_bytes: int = DEFAULT_FETCH_MAX_BYTES) -> list[Record]:
-        """Decoded records with ``offset ≤ record.offset < max_offset``, from one read."""
+        """Decoded records with ``offset ≤ record.offset < max_offset``, from one read.
+
+        Like a consumer, it moves past batches that hold no record at or after
+        ``offset`` (compaction can leave a batch whose last records are gone, and
+        control batches hold none) and reads on, so an empty answer means the
+        range holds no data records.
+        """
         upper = self.log_end_offset if max_offset is None else max_offset
         out: list[Record] = []
-        for batch in self.read(offset, max_bytes, max_offset):
-            if batch.is_control:
-                continue
-            for rec in batch.records():
-                if offset <= rec.offset < upper:
-                    out.append(rec)
+        position = offset
+        while not out and position < upper:
+            batches = self.read(position, max_bytes, max_offset)
+            if not batches:
+                break
+            for batch in batches:
+                if batch.is_control:
+                    continue
+                for rec in batch.records():
+                    if offset <= rec.offset < upper:
+                        out.append(rec)
+            position = batches[-1].next_offset
         return out
 
     def all_records(self) -> list[Record]:
@@ -543,8 +556,9 @@ class Log:
 
         A follower calls this to drop a tail its new leader does not have. Whole
         batches go: if ``offset`` falls inside a batch, that batch goes too and
-        the log end becomes its base offset. Truncating below the log start
-        empties the log and restarts it at ``offset``.
+        the log end becomes its base offset (but never less than the log
+        start). Truncating below the log start empties the log and restarts it
+        at ``offset``.
         """
         self._check_open()
         if offset < 0:
@@ -566,7 +580,10 @@ class Log:
                 removed += seg.size_bytes
                 seg.delete()
             removed += self.active_segment.truncate_to(offset)
-        self.log_end_offset = max(self.active_segment.next_offset, self.active_segment.base_offset)
+        # If the cut went below the log start (a batch straddling it), the log end
+        # stays at the log start: offsets below it are never reused.
+        self.log_end_offset = max(self.active_segment.next_offset, self.active_segment.base_offset,
+                                  self.log_start_offset)
         self.recovery_point = min(self.recovery_point, self.log_end_offset)
         self.first_dirty_offset = min(self.first_dirty_offset, self.log_end_offset)
         self._write_checkpoint()

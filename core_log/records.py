@@ -440,14 +440,22 @@ class RecordBatch:
         start = self.position + BATCH_HEADER_BYTES
         end = self.position + self.size_bytes
         if self.compression == Compression.NONE:
-            return _decode_records(buf, start, end, self, self.position)
-        if self.compression == Compression.GZIP:
+            records = _decode_records(buf, start, end, self, self.position)
+        elif self.compression == Compression.GZIP:
             plain = _gunzip(bytes(buf[start:end]), self.position)
-            return _decode_records(plain, 0, len(plain), self, self.position)
+            records = _decode_records(plain, 0, len(plain), self, self.position)
+        else:
+            records = None
+        if records is not None:
+            if self.attributes & TIMESTAMP_TYPE_MASK:
+                # LogAppendTime: the broker's time in maxTimestamp is every record's timestamp.
+                ts = self.max_timestamp_ms
+                records = [r._replace(timestamp_ms=ts) for r in records]
+            return records
+        codec = self.compression
+        name = Compression(codec).name.lower() if codec <= Compression.ZSTD else f"id {codec} (unknown)"
         raise UnsupportedCompressionError(
-            self.position + ATTRIBUTES_POS,
-            f"compression codec {Compression(self.compression).name.lower()} is not supported",
-        )
+            self.position + ATTRIBUTES_POS, f"compression codec {name} is not supported")
 
     def __repr__(self) -> str:
         return (
@@ -557,6 +565,11 @@ def _decode_records(buf: bytes, pos: int, end: int, batch: RecordBatch, batch_po
             append(new(Record, (base_offset + offset_delta, base_ts + ts_delta, key, value, headers)))
     except IndexError:
         raise CorruptRecordError(batch_pos, f"record at byte {rec_start} runs past the end of the batch") from None
+    except CorruptRecordError as exc:
+        if exc.position == batch_pos:
+            raise
+        # read_varint's position is within ``buf``, which for gzip is the inflated data.
+        raise CorruptRecordError(batch_pos, f"record at byte {rec_start}: {exc.reason}") from None
     if pos != end:
         raise CorruptRecordError(batch_pos, f"{end - pos} bytes left over after {count} records")
     return out

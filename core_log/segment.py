@@ -213,19 +213,25 @@ class Segment:
         return None
 
     # ── opening and recovery ──
-    def load_clean(self) -> None:
+    def load_clean(self) -> bool:
         """Open trusting the data (clean shutdown, or below the recovery point).
 
         The indexes are sanity-checked; one that is missing or fails the check is
         rebuilt by a scan. The log end is found by scanning headers from the
         last indexed batch, so opening costs little however big the segment.
+        Returns True if the indexes had to be rebuilt.
         """
+        missing = not (self.storage.exists(self.offset_index.path) and self.storage.exists(self.time_index.path))
         try:
+            if missing:
+                raise CorruptIndexError(f"index files of segment {self.base_offset} are missing")
             self.offset_index.sanity_check(self.size_bytes)
             self._load_tail()
             self.time_index.sanity_check(self.next_offset)
         except (CorruptIndexError, CorruptRecordError):
             self.rebuild_indexes()
+            return True
+        return False
 
     def _load_tail(self) -> None:
         """Derive next offset, max timestamp and index spacing from the index and the tail."""

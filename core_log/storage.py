@@ -93,10 +93,11 @@ class Storage(Protocol):
 class _RealFile:
     __slots__ = ("path", "_fd", "_size")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, read_only: bool = False) -> None:
         self.path = path
+        flags = os.O_RDONLY if read_only else os.O_RDWR | os.O_CREAT
         try:
-            self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._fd: int | None = os.open(path, flags, 0o644)
         except OSError as exc:
             raise StorageError(f"cannot open {path}: {exc.strerror}") from None
         self._size = os.fstat(self._fd).st_size
@@ -145,6 +146,10 @@ class FileStorage:
 
     def open(self, path: str) -> StorageFile:
         return _RealFile(path)
+
+    def open_read_only(self, path: str) -> StorageFile:
+        """Open an existing file for reading only (for tools such as dump-log)."""
+        return _RealFile(path, read_only=True)
 
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
