@@ -567,12 +567,7 @@ class Log:
             return 0
         removed = 0
         if offset < self.log_start_offset:
-            removed = self.size_bytes
-            for seg in self.segments:
-                seg.delete()
-            self.segments = [self._create_segment(offset)]
-            self._bases = [offset]
-            self.log_start_offset = offset
+            return self.truncate_fully_and_start_at(offset)
         else:
             while len(self.segments) > 1 and self.segments[-1].base_offset >= offset:
                 seg = self.segments.pop()
@@ -586,6 +581,25 @@ class Log:
                                   self.log_start_offset)
         self.recovery_point = min(self.recovery_point, self.log_end_offset)
         self.first_dirty_offset = min(self.first_dirty_offset, self.log_end_offset)
+        self._write_checkpoint()
+        return removed
+
+    def truncate_fully_and_start_at(self, offset: int) -> int:
+        """Delete every segment and restart the log, empty, at ``offset``; return bytes removed.
+
+        A follower does this when its whole log lies outside its leader's (e.g.
+        the leader's retention moved past everything the follower has).
+        """
+        self._check_open()
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        removed = self.size_bytes
+        for seg in self.segments:
+            seg.delete()
+        self.segments = [self._create_segment(offset)]
+        self._bases = [offset]
+        self.log_start_offset = self.log_end_offset = offset
+        self.recovery_point = self.first_dirty_offset = offset
         self._write_checkpoint()
         return removed
 

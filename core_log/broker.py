@@ -1,0 +1,567 @@
+"""A broker: a process with its own disk that leads some partitions and follows others.
+
+Everything a broker knows arrives as a message (see ``messages.py``):
+``PartitionUpdate`` from the controller makes it a leader or a follower,
+followers pull records from leaders with Fetch, producers and consumers send
+Produce and Fetch. It heartbeats to the controller and, as a leader, watches its
+followers' progress to move the high watermark and propose ISR changes.
+
+A broker can crash two ways:
+
+* **kill** — the process dies: memory is gone, but every write it made sits in
+  the OS page cache and survives (``SimStorage.crash("keep")``);
+* **power loss** — the machine dies: writes not yet fsynced are lost
+  (``"drop"``), or torn mid-write (``"tear"``).
+
+On restart it opens every log with the real recovery of ``log.py`` (CRC checks,
+torn tails cut), reloads leader-epoch caches, heartbeats, and — once the
+controller answers — fetches from each leader. A follower whose log diverged
+from its leader's learns the divergence point from the leader's epoch cache and
+truncates exactly there before copying on.
+
+Differences from Kafka: one partition per Produce/Fetch request; no replica
+fetcher threads (one fetch in flight per partition); topic configs are read from
+the cluster's catalogue at restart (Kafka replays its metadata log).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Callable
+
+from core_log.errors import CoreLogError, CorruptRecordError, OffsetOutOfRangeError
+from core_log.log import Log
+from core_log.messages import (
+    CORRUPT_MESSAGE,
+    FENCED_LEADER_EPOCH,
+    INVALID_RECORD,
+    NONE,
+    NOT_ENOUGH_REPLICAS,
+    NOT_LEADER_OR_FOLLOWER,
+    OFFSET_OUT_OF_RANGE,
+    REQUEST_TIMED_OUT,
+    UNKNOWN_LEADER_EPOCH,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    AlterPartitionRequest,
+    AlterPartitionResponse,
+    BrokerHeartbeat,
+    Envelope,
+    FetchRequest,
+    FetchResponse,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    MetadataRequest,
+    MetadataResponse,
+    PartitionMetadata,
+    PartitionUpdate,
+    ProduceRequest,
+    ProduceResponse,
+    TopicPartition,
+)
+from core_log.partition import FollowerState, LeaderState, PendingProduce
+from core_log.records import iter_batches, read_batch_header
+from core_log.replica import Replica
+from core_log.storage import SimStorage, Storage
+
+if TYPE_CHECKING:
+    from core_log.cluster import Cluster
+
+CRASH_MODES = {"kill": "keep", "power_loss": "drop", "power_loss_torn": "tear"}
+
+
+def _partition_dir_name(tp: TopicPartition) -> str:
+    return f"{tp.topic}-{tp.partition}"
+
+
+def _parse_partition_dir(name: str) -> TopicPartition | None:
+    topic, _, part = name.rpartition("-")
+    if not topic or not part.isdigit():
+        return None
+    return TopicPartition(topic, int(part))
+
+
+class Broker:
+    """One broker process and its disk."""
+
+    def __init__(self, cluster: "Cluster", broker_id: int, storage: Storage, data_dir: str) -> None:
+        self.cluster = cluster
+        self.broker_id = broker_id
+        self.node_id = f"broker-{broker_id}"
+        self.storage = storage
+        self.data_dir = data_dir
+        self.alive = False
+        self.incarnation = 0
+        self.replicas: dict[TopicPartition, Replica] = {}
+        self.leading: dict[TopicPartition, LeaderState] = {}
+        self.metadata: dict[TopicPartition, PartitionUpdate] = {}
+        self._fetch_in_flight: dict[TopicPartition, int] = {}  # follower: correlation id of its fetch
+        self._parked: dict[TopicPartition, list[tuple[FetchRequest, str, int]]] = {}
+        self._correlation = 0
+        self.crash_count = 0
+
+    # ── lifecycle ────────────────────────────────────────────────────────────
+    def start(self) -> None:
+        """Boot (or reboot): recover every log on disk, then start heartbeating."""
+        self.alive = True
+        self.incarnation += 1
+        self.storage.makedirs(self.data_dir)
+        for name in self.storage.listdir(self.data_dir):
+            tp = _parse_partition_dir(name)
+            if tp is None or tp.topic not in self.cluster.topics:
+                continue
+            replica = self._open_replica(tp)
+            report = replica.log.recovery
+            if not report.clean_shutdown:
+                self.cluster.events.emit(
+                    self.cluster.now_ms(), "LogRecovered", f"Broker {self.broker_id}, {tp}: {report.explain()}",
+                    broker=self.broker_id, partition=str(tp), bytes_truncated=report.bytes_truncated)
+        self._every(self.cluster.config.broker_heartbeat_interval_ms, self._heartbeat, immediately=True)
+        self._every(max(1, self.cluster.config.replica_lag_time_max_ms // 2), self._check_isr)
+        self._every(self.cluster.config.log_maintenance_interval_ms, self._maintain_logs)
+
+    def crash(self, mode: str) -> None:
+        """Stop the process: ``kill`` keeps unsynced writes, ``power_loss``/``power_loss_torn`` do not."""
+        if mode not in CRASH_MODES:
+            raise ValueError(f"crash mode must be one of {sorted(CRASH_MODES)}, got {mode!r}")
+        if mode != "kill" and not isinstance(self.storage, SimStorage):
+            raise ValueError("power loss needs the simulated disk (storage='sim'); real files can only be killed")
+        for replica in self.replicas.values():
+            replica.log.abandon()
+        if isinstance(self.storage, SimStorage):
+            self.storage.crash(CRASH_MODES[mode])  # type: ignore[arg-type]
+        self.alive = False
+        self.crash_count += 1
+        self.replicas.clear()
+        self.leading.clear()
+        self.metadata.clear()
+        self._fetch_in_flight.clear()
+        self._parked.clear()
+
+    def shutdown(self) -> None:
+        """A clean stop: logs closed with the clean-shutdown marker."""
+        for replica in self.replicas.values():
+            replica.log.close()
+        self.alive = False
+        self.replicas.clear()
+        self.leading.clear()
+        self.metadata.clear()
+        self._fetch_in_flight.clear()
+        self._parked.clear()
+
+    def _every(self, interval_ms: int, action: Callable[[], None], immediately: bool = False) -> None:
+        incarnation = self.incarnation
+
+        def tick() -> None:
+            if self.alive and self.incarnation == incarnation:
+                action()
+                self.cluster.schedule(interval_ms, tick)
+
+        self.cluster.schedule(0 if immediately else interval_ms, tick)
+
+    def _open_replica(self, tp: TopicPartition) -> Replica:
+        replica = self.replicas.get(tp)
+        if replica is None:
+            config = self.cluster.topics[tp.topic].log_config
+            log = Log(os.path.join(self.data_dir, _partition_dir_name(tp)), storage=self.storage,
+                      clock=self.cluster.clock, config=config)
+            replica = self.replicas[tp] = Replica(tp, log, self.storage)
+        return replica
+
+    def _send(self, dst: str, message: object) -> None:
+        self.cluster.send(self, dst, message)
+
+    def _next_correlation(self) -> int:
+        self._correlation += 1
+        return self._correlation
+
+    # ── timers ───────────────────────────────────────────────────────────────
+    def _heartbeat(self) -> None:
+        self._send("controller", BrokerHeartbeat(self.broker_id))
+
+    def _check_isr(self) -> None:
+        now = self.cluster.now_ms()
+        lag = self.cluster.config.replica_lag_time_max_ms
+        for tp in sorted(self.leading):
+            state = self.leading[tp]
+            replica = self.replicas[tp]
+            lagging = state.lagging_followers(self.broker_id, now, lag, replica.log_end_offset)
+            if lagging and not state.alter_in_flight:
+                new_isr = tuple(b for b in state.isr if b not in lagging)
+                self._alter_partition(tp, state, new_isr)
+            self._expire_pending(tp, state, now)
+
+    def _maintain_logs(self) -> None:
+        for tp in sorted(self.replicas):
+            replica = self.replicas[tp]
+            replica.log.maybe_flush()
+            deleted = replica.log.apply_retention(max_offset=replica.high_watermark)
+            for d in deleted:
+                self.cluster.events.emit(
+                    self.cluster.now_ms(), "SegmentDeleted",
+                    f"Broker {self.broker_id} deleted segment {d.base_offset}–{d.next_offset - 1} of {tp} "
+                    f"({d.reason}); the log now starts at offset {replica.log.log_start_offset}.",
+                    broker=self.broker_id, partition=str(tp))
+            if replica.log.config.compact:
+                result = replica.log.compact()
+                if result.ran and result.records_removed:
+                    self.cluster.events.emit(
+                        self.cluster.now_ms(), "LogCompacted",
+                        f"Broker {self.broker_id} compacted {tp}: removed {result.records_removed} records "
+                        f"superseded by newer values for their keys (offsets unchanged).",
+                        broker=self.broker_id, partition=str(tp))
+
+    # ── dispatch ─────────────────────────────────────────────────────────────
+    def receive(self, envelope: Envelope) -> None:
+        msg = envelope.message
+        if isinstance(msg, PartitionUpdate):
+            self._on_partition_update(msg)
+        elif isinstance(msg, FetchRequest):
+            self._on_fetch(msg, envelope.src)
+        elif isinstance(msg, FetchResponse):
+            self._on_fetch_response(msg)
+        elif isinstance(msg, ProduceRequest):
+            self._on_produce(msg, envelope.src)
+        elif isinstance(msg, MetadataRequest):
+            self._on_metadata(msg, envelope.src)
+        elif isinstance(msg, AlterPartitionResponse):
+            self._on_alter_partition_response(msg)
+        elif isinstance(msg, InitProducerIdRequest):
+            self._send(envelope.src, InitProducerIdResponse(
+                NONE, self.cluster.controller.allocate_producer_id(), 0, msg.correlation_id))
+
+    # ── becoming leader or follower ──────────────────────────────────────────
+    def _on_partition_update(self, update: PartitionUpdate) -> None:
+        tp = update.tp
+        current = self.metadata.get(tp)
+        if current is not None and update.partition_epoch <= current.partition_epoch \
+                and update.leader_epoch <= current.leader_epoch:
+            return  # stale
+        if tp.topic not in self.cluster.topics:
+            return
+        self.metadata[tp] = update
+        if self.broker_id not in update.replicas:
+            return
+        replica = self._open_replica(tp)
+        if update.leader == self.broker_id:
+            state = self.leading.get(tp)
+            if state is None or state.leader_epoch != update.leader_epoch:
+                self._become_leader(replica, update)
+            else:
+                state.isr, state.partition_epoch = update.isr, update.partition_epoch
+                self._maybe_advance_hw(tp)
+        elif replica.leader_id != update.leader or replica.leader_epoch != update.leader_epoch or tp in self.leading:
+            self._become_follower(replica, update)
+
+    def _become_leader(self, replica: Replica, update: PartitionUpdate) -> None:
+        tp = update.tp
+        now = self.cluster.now_ms()
+        replica.leader_id, replica.leader_epoch = self.broker_id, update.leader_epoch
+        replica.epoch_cache.assign(update.leader_epoch, replica.log_end_offset)
+        state = LeaderState(update.leader_epoch, update.isr, update.partition_epoch, replica.log_end_offset)
+        for b in update.replicas:
+            if b != self.broker_id:
+                state.followers[b] = FollowerState(last_caught_up_ms=now if b in update.isr else 0)
+        self.leading[tp] = state
+        self._fetch_in_flight.pop(tp, None)
+        self._maybe_advance_hw(tp)
+
+    def _become_follower(self, replica: Replica, update: PartitionUpdate) -> None:
+        tp = update.tp
+        old = self.leading.pop(tp, None)
+        if old is not None:
+            for pending in old.pending:
+                pending.reply(NOT_LEADER_OR_FOLLOWER, -1)  # type: ignore[operator]
+            for req, src, _ in self._parked.pop(tp, []):
+                self._reply_fetch(req, src, NOT_LEADER_OR_FOLLOWER)
+        replica.leader_id, replica.leader_epoch = update.leader, update.leader_epoch
+        self._fetch_in_flight.pop(tp, None)
+        if update.leader >= 0:
+            self._follower_fetch(tp)
+
+    # ── follower side ────────────────────────────────────────────────────────
+    def _follower_fetch(self, tp: TopicPartition) -> None:
+        replica = self.replicas.get(tp)
+        if replica is None or tp in self.leading or replica.leader_id < 0 or tp in self._fetch_in_flight:
+            return
+        correlation = self._next_correlation()
+        self._fetch_in_flight[tp] = correlation
+        cfg = self.cluster.config
+        self._send(f"broker-{replica.leader_id}", FetchRequest(
+            tp, self.broker_id, replica.log_end_offset, replica.epoch_cache.latest_epoch(), replica.leader_epoch,
+            cfg.replica_fetch_max_bytes, cfg.replica_fetch_wait_max_ms, correlation))
+        incarnation, leader_epoch = self.incarnation, replica.leader_epoch
+
+        def timeout() -> None:  # no answer (lost, or the leader is gone): ask again
+            if self.alive and self.incarnation == incarnation and self._fetch_in_flight.get(tp) == correlation:
+                del self._fetch_in_flight[tp]
+                r = self.replicas.get(tp)
+                if r is not None and r.leader_epoch == leader_epoch:
+                    self._follower_fetch(tp)
+
+        self.cluster.schedule(cfg.replica_socket_timeout_ms, timeout)
+
+    def _on_fetch_response(self, resp: FetchResponse) -> None:
+        tp = resp.tp
+        if self._fetch_in_flight.get(tp) != resp.correlation_id:
+            return
+        del self._fetch_in_flight[tp]
+        replica = self.replicas.get(tp)
+        if replica is None or tp in self.leading:
+            return
+        if resp.error != NONE:
+            if resp.error == OFFSET_OUT_OF_RANGE and replica.log_end_offset < resp.log_start_offset:
+                replica.reset_to(resp.log_start_offset)  # the leader's log starts past all we have
+            self._retry_fetch_later(tp)
+            return
+        if resp.diverging_epoch is not None:
+            self._truncate_on_divergence(replica, resp)
+            self._follower_fetch(tp)
+            return
+        if resp.records:
+            try:
+                for batch in iter_batches(resp.records):
+                    if batch.base_offset < replica.log_end_offset:
+                        continue
+                    replica.log.append(batch.to_bytes(), assign_offsets=False)
+                    replica.epoch_cache.assign(batch.partition_leader_epoch, batch.base_offset)
+                    replica.producer_state.update_from_batch(batch, batch.base_offset)
+            except (CorruptRecordError, CoreLogError) as exc:
+                self.cluster.events.emit(self.cluster.now_ms(), "FetchRejected",
+                                         f"Broker {self.broker_id} refused records for {tp}: {exc}.",
+                                         broker=self.broker_id, partition=str(tp))
+        if resp.log_start_offset > replica.log.log_start_offset:
+            try:
+                replica.log.delete_records_before(min(resp.log_start_offset, replica.log_end_offset))
+            except OffsetOutOfRangeError:
+                pass
+        replica.set_high_watermark(resp.high_watermark)
+        self._follower_fetch(tp)
+
+    def _retry_fetch_later(self, tp: TopicPartition) -> None:
+        incarnation = self.incarnation
+        self.cluster.schedule(self.cluster.config.replica_fetch_backoff_ms,
+                              lambda: self._follower_fetch(tp) if self.alive and self.incarnation == incarnation else None)
+
+    def _truncate_on_divergence(self, replica: Replica, resp: FetchResponse) -> None:
+        epoch, leader_end = resp.diverging_epoch  # type: ignore[misc]
+        if epoch < 0:
+            point = replica.high_watermark  # the leader knows no common epoch: fall back to the HW
+        else:
+            my_epoch, my_end = replica.epoch_cache.end_offset_for(epoch, replica.log_end_offset)
+            point = min(leader_end, my_end if my_epoch >= 0 else leader_end, replica.log_end_offset)
+        removed = replica.truncate_to(point)
+        if removed:
+            self.cluster.events.emit(
+                self.cluster.now_ms(), "RecordsTruncated",
+                f"Broker {self.broker_id}'s copy of {replica.tp} diverged from leader {replica.leader_id} after "
+                f"epoch {epoch}: it cut {removed} offsets, back to offset {replica.log_end_offset}, "
+                f"and copies the leader's records from there.",
+                broker=self.broker_id, partition=str(replica.tp), truncated_to=replica.log_end_offset)
+
+    # ── leader side: fetch ───────────────────────────────────────────────────
+    def _on_fetch(self, req: FetchRequest, src: str) -> None:
+        tp = req.tp
+        replica = self.replicas.get(tp)
+        state = self.leading.get(tp)
+        if replica is None or state is None:
+            self._reply_fetch(req, src, NOT_LEADER_OR_FOLLOWER)
+            return
+        if req.current_leader_epoch >= 0 and req.current_leader_epoch != state.leader_epoch:
+            error = FENCED_LEADER_EPOCH if req.current_leader_epoch < state.leader_epoch else UNKNOWN_LEADER_EPOCH
+            self._reply_fetch(req, src, error)
+            return
+        log = replica.log
+        if req.replica_id >= 0 and req.last_fetched_epoch >= 0:
+            epoch, end = replica.epoch_cache.end_offset_for(req.last_fetched_epoch, log.log_end_offset)
+            if epoch < req.last_fetched_epoch or end < req.fetch_offset:
+                self._reply_fetch(req, src, NONE, diverging=(epoch, end))
+                return
+        if req.fetch_offset < log.log_start_offset or req.fetch_offset > log.log_end_offset:
+            self._reply_fetch(req, src, OFFSET_OUT_OF_RANGE)
+            return
+        if req.replica_id >= 0:
+            follower = state.followers.setdefault(req.replica_id, FollowerState())
+            follower.on_fetch(req.fetch_offset, log.log_end_offset, self.cluster.now_ms())
+            self._maybe_expand_isr(tp, state, req.replica_id, req.fetch_offset)
+            self._maybe_advance_hw(tp)
+        upper = log.log_end_offset if req.replica_id >= 0 else replica.high_watermark
+        if req.fetch_offset >= upper and req.max_wait_ms > 0:
+            self._park(req, src)
+            return
+        self._reply_fetch(req, src, NONE)
+
+    def _park(self, req: FetchRequest, src: str) -> None:
+        """Hold a fetch until data arrives or ``max_wait_ms`` passes (Kafka's fetch purgatory)."""
+        token = self._next_correlation()
+        self._parked.setdefault(req.tp, []).append((req, src, token))
+        incarnation = self.incarnation
+
+        def expire() -> None:
+            if not (self.alive and self.incarnation == incarnation):
+                return
+            parked = self._parked.get(req.tp, [])
+            for i, (r, s, t) in enumerate(parked):
+                if t == token:
+                    del parked[i]
+                    self._reply_fetch(r, s, NONE)
+                    return
+
+        self.cluster.schedule(req.max_wait_ms, expire)
+
+    def _wake_parked(self, tp: TopicPartition) -> None:
+        parked = self._parked.pop(tp, [])
+        replica = self.replicas.get(tp)
+        still: list[tuple[FetchRequest, str, int]] = []
+        for req, src, token in parked:
+            upper = (replica.log_end_offset if req.replica_id >= 0 else replica.high_watermark) if replica else 0
+            if replica is None or req.fetch_offset < upper:
+                self._reply_fetch(req, src, NONE)
+            else:
+                still.append((req, src, token))
+        if still:
+            self._parked[tp] = still
+
+    def _reply_fetch(self, req: FetchRequest, src: str, error: str, diverging: tuple[int, int] | None = None) -> None:
+        replica = self.replicas.get(req.tp)
+        records = b""
+        if replica is None:
+            hw = lso = leo = -1
+        else:
+            hw, lso, leo = replica.high_watermark, replica.log.log_start_offset, replica.log_end_offset
+            if error == NONE and diverging is None:
+                upper = leo if req.replica_id >= 0 else hw
+                try:
+                    batches = replica.log.read(req.fetch_offset, req.max_bytes, max_offset=upper)
+                    records = b"".join(b.to_bytes() for b in batches)
+                except OffsetOutOfRangeError:
+                    error = OFFSET_OUT_OF_RANGE
+        self._send(src, FetchResponse(req.tp, error, hw, lso, leo, records, req.correlation_id, diverging))
+
+    # ── leader side: ISR and HW ──────────────────────────────────────────────
+    def _maybe_expand_isr(self, tp: TopicPartition, state: LeaderState, follower: int, fetch_offset: int) -> None:
+        replica = self.replicas[tp]
+        if (follower not in state.isr and not state.alter_in_flight
+                and fetch_offset >= replica.high_watermark and fetch_offset >= state.epoch_start_offset):
+            self._alter_partition(tp, state, state.isr + (follower,))
+
+    def _alter_partition(self, tp: TopicPartition, state: LeaderState, new_isr: tuple[int, ...]) -> None:
+        state.alter_in_flight = True
+        self._send("controller", AlterPartitionRequest(tp, self.broker_id, state.leader_epoch,
+                                                       state.partition_epoch, new_isr))
+        incarnation, epoch = self.incarnation, state.leader_epoch
+
+        def give_up() -> None:  # the controller's answer was lost: allow a new proposal
+            s = self.leading.get(tp)
+            if self.alive and self.incarnation == incarnation and s is not None and s.leader_epoch == epoch:
+                s.alter_in_flight = False
+
+        self.cluster.schedule(self.cluster.config.replica_socket_timeout_ms, give_up)
+
+    def _on_alter_partition_response(self, resp: AlterPartitionResponse) -> None:
+        state = self.leading.get(resp.tp)
+        if state is None:
+            return
+        state.alter_in_flight = False
+        if resp.update is not None:
+            self._on_partition_update(resp.update)
+
+    def _maybe_advance_hw(self, tp: TopicPartition) -> None:
+        state = self.leading.get(tp)
+        replica = self.replicas.get(tp)
+        if state is None or replica is None:
+            return
+        min_isr = self.cluster.topics[tp.topic].min_insync_replicas
+        candidate = state.compute_high_watermark(self.broker_id, replica.log_end_offset, min_isr)
+        if candidate is not None and candidate > replica.high_watermark:
+            replica.set_high_watermark(candidate)
+            self._complete_pending(tp, state)
+            self._wake_parked(tp)
+
+    def _complete_pending(self, tp: TopicPartition, state: LeaderState) -> None:
+        hw = self.replicas[tp].high_watermark
+        done = [p for p in state.pending if p.last_offset < hw]
+        state.pending = [p for p in state.pending if p.last_offset >= hw]
+        for p in done:
+            p.reply(NONE, p.base_offset)  # type: ignore[operator]
+
+    def _expire_pending(self, tp: TopicPartition, state: LeaderState, now: int) -> None:
+        expired = [p for p in state.pending if p.deadline_ms <= now]
+        if expired:
+            state.pending = [p for p in state.pending if p.deadline_ms > now]
+            for p in expired:
+                p.reply(REQUEST_TIMED_OUT, -1)  # type: ignore[operator]
+
+    # ── leader side: produce ─────────────────────────────────────────────────
+    def _on_produce(self, req: ProduceRequest, src: str) -> None:
+        tp = req.tp
+
+        def reply(error: str, base_offset: int) -> None:
+            if req.acks != 0:
+                replica = self.replicas.get(tp)
+                self._send(src, ProduceResponse(tp, error, base_offset, req.correlation_id,
+                                                replica.log.log_start_offset if replica else -1))
+
+        if tp.topic not in self.cluster.topics:
+            reply(UNKNOWN_TOPIC_OR_PARTITION, -1)
+            return
+        replica, state = self.replicas.get(tp), self.leading.get(tp)
+        if replica is None or state is None:
+            reply(NOT_LEADER_OR_FOLLOWER, -1)
+            return
+        min_isr = self.cluster.topics[tp.topic].min_insync_replicas
+        if req.acks == -1 and len(state.isr) < min_isr:
+            reply(NOT_ENOUGH_REPLICAS, -1)
+            return
+        try:
+            batch = read_batch_header(req.records)
+            batch.validate()
+        except CorruptRecordError:
+            reply(CORRUPT_MESSAGE, -1)
+            return
+        check = replica.producer_state.check(batch)
+        if check.duplicate_of is not None:
+            self.cluster.events.emit(
+                self.cluster.now_ms(), "DuplicateBatchIgnored",
+                f"Leader {self.broker_id} of {tp} recognised a retried batch from producer {batch.producer_id} "
+                f"(sequences {batch.base_sequence}–{batch.last_sequence}) and did not write it again.",
+                broker=self.broker_id, partition=str(tp))
+            reply(NONE, check.duplicate_of.first_offset)
+            return
+        if check.error is not None:
+            reply(check.error, -1)
+            return
+        try:
+            info = replica.log.append(req.records, leader_epoch=state.leader_epoch)
+        except CoreLogError as exc:
+            reply(getattr(exc, "kafka_name", INVALID_RECORD), -1)
+            return
+        replica.producer_state.update_from_batch(batch, info.first_offset)
+        self._wake_parked(tp)
+        if req.acks == -1:
+            state.pending.append(PendingProduce(info.last_offset, info.first_offset, reply,
+                                                self.cluster.now_ms() + req.timeout_ms))
+            self._maybe_advance_hw(tp)
+        else:
+            self._maybe_advance_hw(tp)
+            reply(NONE, info.first_offset)
+
+    # ── metadata ─────────────────────────────────────────────────────────────
+    def _on_metadata(self, req: MetadataRequest, src: str) -> None:
+        partitions = {}
+        counts: dict[str, int] = {}
+        for tp, u in self.metadata.items():
+            if req.topics and tp.topic not in req.topics:
+                continue
+            partitions[tp] = PartitionMetadata(u.leader, u.leader_epoch, u.replicas, u.isr)
+            counts[tp.topic] = counts.get(tp.topic, 0) + 1
+        self._send(src, MetadataResponse(partitions, counts, self.cluster.controller.live_brokers(),
+                                         req.correlation_id))
+
+    # ── inspection (for the UI and tests) ────────────────────────────────────
+    def describe(self) -> dict[str, object]:
+        return {
+            "broker_id": self.broker_id,
+            "alive": self.alive,
+            "disk_bytes": sum(r.log.size_bytes for r in self.replicas.values()) if self.alive else None,
+            "leading": sorted(str(tp) for tp in self.leading),
+        }

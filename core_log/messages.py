@@ -1,0 +1,195 @@
+"""The messages brokers, the controller and clients exchange over ``network.py``.
+
+Each is a frozen dataclass named after the Kafka API it stands for (Produce,
+Fetch, Metadata, InitProducerId, AlterPartition, BrokerHeartbeat) and carries
+the fields of that API the engine uses. Errors are Kafka's error names.
+
+Differences from Kafka:
+
+* A Produce or Fetch request names one partition (Kafka batches many per request).
+* Controller → broker metadata travels as one ``PartitionUpdate`` per partition
+  instead of a replicated metadata log (the controller quorum is assumed healthy).
+* Followers learn of divergence from the ``diverging_epoch`` field of a Fetch
+  response (KIP-320 style, as since Kafka 2.7), not from OffsetsForLeaderEpoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class TopicPartition(NamedTuple):
+    """A topic and one of its partitions: the unit of ordering and replication."""
+
+    topic: str
+    partition: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}-{self.partition}"
+
+
+# Kafka's error names (the ones the engine produces).
+NONE = "NONE"
+NOT_LEADER_OR_FOLLOWER = "NOT_LEADER_OR_FOLLOWER"
+NOT_ENOUGH_REPLICAS = "NOT_ENOUGH_REPLICAS"
+NOT_ENOUGH_REPLICAS_AFTER_APPEND = "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
+OUT_OF_ORDER_SEQUENCE_NUMBER = "OUT_OF_ORDER_SEQUENCE_NUMBER"
+DUPLICATE_SEQUENCE_NUMBER = "DUPLICATE_SEQUENCE_NUMBER"
+INVALID_PRODUCER_EPOCH = "INVALID_PRODUCER_EPOCH"
+UNKNOWN_TOPIC_OR_PARTITION = "UNKNOWN_TOPIC_OR_PARTITION"
+OFFSET_OUT_OF_RANGE = "OFFSET_OUT_OF_RANGE"
+REQUEST_TIMED_OUT = "REQUEST_TIMED_OUT"
+FENCED_LEADER_EPOCH = "FENCED_LEADER_EPOCH"
+UNKNOWN_LEADER_EPOCH = "UNKNOWN_LEADER_EPOCH"
+CORRUPT_MESSAGE = "CORRUPT_MESSAGE"
+MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+INVALID_RECORD = "INVALID_RECORD"
+KAFKA_STORAGE_ERROR = "KAFKA_STORAGE_ERROR"
+NETWORK_EXCEPTION = "NETWORK_EXCEPTION"
+INVALID_REQUEST = "INVALID_REQUEST"
+
+#: Errors after which a producer refreshes metadata before retrying.
+METADATA_ERRORS = frozenset({NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, FENCED_LEADER_EPOCH,
+                             UNKNOWN_LEADER_EPOCH, NETWORK_EXCEPTION, REQUEST_TIMED_OUT})
+#: Errors a producer may retry (Kafka's RetriableException family).
+RETRIABLE_ERRORS = METADATA_ERRORS | {NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, KAFKA_STORAGE_ERROR}
+
+
+# ── controller ↔ broker ──────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class BrokerHeartbeat:
+    broker_id: int
+
+
+@dataclass(frozen=True)
+class PartitionUpdate:
+    """The controller's word on one partition: who leads, in which epoch, and the ISR."""
+
+    tp: TopicPartition
+    leader: int  # -1: offline, no leader
+    leader_epoch: int
+    isr: tuple[int, ...]
+    replicas: tuple[int, ...]
+    partition_epoch: int
+
+
+@dataclass(frozen=True)
+class AlterPartitionRequest:
+    """A leader asks the controller to change the ISR (KIP-497)."""
+
+    tp: TopicPartition
+    leader_id: int
+    leader_epoch: int
+    partition_epoch: int
+    new_isr: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AlterPartitionResponse:
+    tp: TopicPartition
+    error: str
+    update: PartitionUpdate | None
+
+
+# ── replication and consumption ──────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """A follower (``replica_id`` ≥ 0) or a consumer (``replica_id`` = -1) asks for records."""
+
+    tp: TopicPartition
+    replica_id: int
+    fetch_offset: int
+    last_fetched_epoch: int  # -1 when unknown; followers use it to detect divergence
+    current_leader_epoch: int  # -1 when unknown
+    max_bytes: int
+    max_wait_ms: int
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class FetchResponse:
+    tp: TopicPartition
+    error: str
+    high_watermark: int
+    log_start_offset: int
+    log_end_offset: int
+    records: bytes
+    correlation_id: int
+    diverging_epoch: tuple[int, int] | None = None  # (epoch, end offset): truncate before fetching on
+
+
+# ── clients ──────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class MetadataRequest:
+    topics: tuple[str, ...]
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class PartitionMetadata:
+    leader: int
+    leader_epoch: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class MetadataResponse:
+    partitions: dict[TopicPartition, PartitionMetadata]
+    num_partitions: dict[str, int]
+    brokers: tuple[int, ...]
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class ProduceRequest:
+    tp: TopicPartition
+    acks: int  # 0, 1 or -1 (all)
+    records: bytes
+    timeout_ms: int
+    correlation_id: int
+    client_id: str = ""
+
+
+@dataclass(frozen=True)
+class ProduceResponse:
+    tp: TopicPartition
+    error: str
+    base_offset: int
+    correlation_id: int
+    log_start_offset: int = -1
+
+
+@dataclass(frozen=True)
+class InitProducerIdRequest:
+    correlation_id: int
+    transactional_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InitProducerIdResponse:
+    error: str
+    producer_id: int
+    producer_epoch: int
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What travels on a link: a message plus where it came from and which process incarnations it binds."""
+
+    src: str
+    dst: str
+    message: object
+    src_incarnation: int
+    dst_incarnation: int
+    sent_ms: int
+    deliver_ms: int
+    fields: dict[str, object] = field(default_factory=dict)

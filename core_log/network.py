@@ -1,0 +1,144 @@
+"""Simulated links between brokers, the controller and clients, driven by a ``FaultPlan``.
+
+Every message between two nodes goes through :meth:`Network.send`. A link
+delivers in order (like the TCP connection Kafka uses) after its latency; a
+message is lost if the link's loss probability says so, if either end is cut off
+from the other when it is sent or when it would arrive, or if the receiver has
+crashed or restarted since it was sent (a restart resets connections, so
+nothing addressed to the old process reaches the new one).
+
+All randomness comes from the ``rng`` handed in, so a seed replays a run. The
+network never reads a clock; the cluster's scheduler calls back at delivery time.
+
+Differences from Kafka: a lost message is silently gone; clients notice through
+their request timeouts rather than through a connection reset.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from core_log.messages import Envelope
+
+#: Latency of a link with no fault, in simulated milliseconds.
+DEFAULT_LATENCY_MS = 1
+MAX_LATENCY_MS = 60_000
+
+
+class Node(Protocol):
+    node_id: str
+    alive: bool
+    incarnation: int
+
+    def receive(self, envelope: Envelope) -> None: ...
+
+
+@dataclass
+class LinkFault:
+    """Faults on the directed link src → dst."""
+
+    latency_ms: int = DEFAULT_LATENCY_MS
+    loss_probability: float = 0.0
+
+
+@dataclass
+class FaultPlan:
+    """The network's faults right now; the cluster edits it as a learner breaks things.
+
+    ``isolated`` maps a node to the peers it cannot reach (``None``: every other node).
+    Isolation is symmetric: a cut-off node neither sends to nor hears from those peers.
+    """
+
+    default_latency_ms: int = DEFAULT_LATENCY_MS
+    links: dict[tuple[str, str], LinkFault] = field(default_factory=dict)
+    isolated: dict[str, frozenset[str] | None] = field(default_factory=dict)
+
+    def link(self, src: str, dst: str) -> LinkFault:
+        return self.links.get((src, dst)) or LinkFault(self.default_latency_ms, 0.0)
+
+    def set_link(self, src: str, dst: str, *, latency_ms: int | None = None, loss_probability: float | None = None,
+                 both_ways: bool = True) -> None:
+        """Change latency and/or loss on a link (both directions by default)."""
+        if latency_ms is not None and not 0 <= latency_ms <= MAX_LATENCY_MS:
+            raise ValueError(f"latency_ms must be in [0, {MAX_LATENCY_MS}], got {latency_ms}")
+        if loss_probability is not None and not 0.0 <= loss_probability <= 1.0:
+            raise ValueError(f"loss_probability must be in [0, 1], got {loss_probability}")
+        for a, b in ((src, dst), (dst, src)) if both_ways else ((src, dst),):
+            current = self.link(a, b)
+            self.links[(a, b)] = LinkFault(
+                current.latency_ms if latency_ms is None else latency_ms,
+                current.loss_probability if loss_probability is None else loss_probability,
+            )
+
+    def isolate(self, node: str, peers: frozenset[str] | None = None) -> None:
+        """Cut ``node`` off from ``peers`` (all nodes when None)."""
+        self.isolated[node] = None if peers is None else frozenset(peers)
+
+    def heal(self, node: str | None = None) -> None:
+        """End isolation (of one node, or of all) and clear link faults touching it."""
+        if node is None:
+            self.isolated.clear()
+            self.links.clear()
+            return
+        self.isolated.pop(node, None)
+        for key in [k for k in self.links if node in k]:
+            del self.links[key]
+
+    def cut(self, src: str, dst: str) -> bool:
+        """Is the link between src and dst severed by an isolation?"""
+        for a, b in ((src, dst), (dst, src)):
+            if a in self.isolated:
+                peers = self.isolated[a]
+                if peers is None or b in peers:
+                    return True
+        return False
+
+
+class Network:
+    """Delivers envelopes between registered nodes through the scheduler."""
+
+    def __init__(self, rng: random.Random, schedule: Callable[[int, Callable[[], None]], None],
+                 now_ms: Callable[[], int], plan: FaultPlan | None = None) -> None:
+        self._rng = rng
+        self._schedule = schedule
+        self._now_ms = now_ms
+        self.plan = plan or FaultPlan()
+        self.nodes: dict[str, Node] = {}
+        self._last_delivery_ms: dict[tuple[str, str], int] = {}
+        self.sent = 0
+        self.dropped = 0
+        self.delivered = 0
+
+    def register(self, node: Node) -> None:
+        self.nodes[node.node_id] = node
+
+    def send(self, src: Node, dst_id: str, message: object) -> None:
+        """Send ``message`` from ``src`` to the node ``dst_id``; it may be lost, never duplicated."""
+        self.sent += 1
+        dst = self.nodes.get(dst_id)
+        if dst is None or not src.alive or self.plan.cut(src.node_id, dst_id):
+            self.dropped += 1
+            return
+        fault = self.plan.link(src.node_id, dst_id)
+        if fault.loss_probability and self._rng.random() < fault.loss_probability:
+            self.dropped += 1
+            return
+        now = self._now_ms()
+        key = (src.node_id, dst_id)
+        deliver_ms = max(now + fault.latency_ms, self._last_delivery_ms.get(key, 0))  # in order, like TCP
+        self._last_delivery_ms[key] = deliver_ms
+        envelope = Envelope(src.node_id, dst_id, message, src.incarnation, dst.incarnation, now, deliver_ms)
+        self._schedule(deliver_ms - now, lambda: self._deliver(envelope))
+
+    def _deliver(self, envelope: Envelope) -> None:
+        dst = self.nodes.get(envelope.dst)
+        src = self.nodes.get(envelope.src)
+        stale = (dst is None or not dst.alive or dst.incarnation != envelope.dst_incarnation
+                 or src is None or src.incarnation != envelope.src_incarnation)
+        if stale or self.plan.cut(envelope.src, envelope.dst):
+            self.dropped += 1
+            return
+        self.delivered += 1
+        dst.receive(envelope)

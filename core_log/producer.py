@@ -1,0 +1,548 @@
+"""``Producer``: Kafka's producer, with its config names, batching, retries and idempotence.
+
+``send()`` puts a record in the accumulator — one open batch per partition —
+and returns a :class:`SendFuture`. A batch is sent when it reaches
+``batch_size`` bytes or has waited ``linger_ms``; at most
+``max_in_flight_requests_per_connection`` requests are outstanding per broker.
+The leader answers according to ``acks``: 0 (no answer at all), 1 (once the
+leader wrote it), all (once every in-sync replica has it).
+
+Retriable errors (``NOT_LEADER_OR_FOLLOWER``, ``NOT_ENOUGH_REPLICAS``, a
+request timeout, …) send the batch again after ``retry_backoff_ms`` — after a
+metadata refresh when the leader may have moved — until ``delivery_timeout_ms``
+since the batch was created. A retried batch may already have been written (only
+its answer was lost). Without idempotence the broker cannot tell: it writes the
+batch twice, and retries can overtake later batches. With
+``enable_idempotence`` (the default) the producer gets a producer id and epoch
+(InitProducerId) and numbers every batch per partition; the leader drops exact
+repeats and refuses gaps (``OUT_OF_ORDER_SEQUENCE_NUMBER``), so each record is
+written once and in order.
+
+Each send is recorded in the cluster's history as an invoke, then ok (with its
+offset), fail (definitely not written) or info (maybe written: it timed out after
+an attempt that might have landed) — the checker's input.
+
+Differences from Kafka: one partition per produce request; no ``buffer.memory``
+or ``max.block.ms`` (sends wait in memory for metadata); on an
+``OUT_OF_ORDER_SEQUENCE_NUMBER`` that is not explained by an earlier failed batch,
+the producer fails the batch as indeterminate and bumps its epoch (KIP-360's
+outcome, simplified); compression is not applied.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from core_log.errors import ConfigError
+from core_log.messages import (
+    DUPLICATE_SEQUENCE_NUMBER,
+    INVALID_PRODUCER_EPOCH,
+    METADATA_ERRORS,
+    NONE,
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    OUT_OF_ORDER_SEQUENCE_NUMBER,
+    REQUEST_TIMED_OUT,
+    RETRIABLE_ERRORS,
+    Envelope,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    MetadataRequest,
+    MetadataResponse,
+    PartitionMetadata,
+    ProduceRequest,
+    ProduceResponse,
+    TopicPartition,
+)
+from core_log.partitioner import StickyPartitioner, partition_for_key
+from core_log.records import Header, Record, encode_batch, varint_size
+
+if TYPE_CHECKING:
+    from core_log.cluster import Cluster
+
+MAX_PENDING_SENDS = 1_000_000  # records a producer holds before send() refuses
+MAX_VALUE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    """Kafka's producer configs (dots → underscores), Kafka's defaults."""
+
+    acks: str = "all"  # "0", "1" or "all"
+    enable_idempotence: bool = True
+    linger_ms: int = 0
+    batch_size: int = 16384
+    max_in_flight_requests_per_connection: int = 5
+    retries: int = 2147483647
+    retry_backoff_ms: int = 100
+    request_timeout_ms: int = 30_000
+    delivery_timeout_ms: int = 120_000
+    metadata_max_age_ms: int = 300_000
+
+    def __post_init__(self) -> None:
+        if self.acks not in ("0", "1", "all", "-1"):
+            raise ConfigError(f"acks must be 0, 1 or all, got {self.acks!r}")
+        for name, low, high in (("linger_ms", 0, 60_000), ("batch_size", 1, 16 * 1024 * 1024),
+                                ("max_in_flight_requests_per_connection", 1, 100), ("retries", 0, 2147483647),
+                                ("retry_backoff_ms", 0, 60_000), ("request_timeout_ms", 1, 3_600_000),
+                                ("delivery_timeout_ms", 1, 86_400_000), ("metadata_max_age_ms", 1, 86_400_000)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ConfigError(f"{name} must be a whole number in [{low}, {high}], got {value!r}")
+        if self.delivery_timeout_ms < self.linger_ms + self.request_timeout_ms:
+            raise ConfigError("delivery_timeout_ms must be at least linger_ms + request_timeout_ms (Kafka's rule)")
+        if self.enable_idempotence:
+            if self.acks not in ("all", "-1"):
+                raise ConfigError("enable_idempotence requires acks=all")
+            if self.max_in_flight_requests_per_connection > 5:
+                raise ConfigError("enable_idempotence requires max_in_flight_requests_per_connection <= 5")
+            if self.retries == 0:
+                raise ConfigError("enable_idempotence requires retries > 0")
+
+    @property
+    def acks_int(self) -> int:
+        return {"0": 0, "1": 1, "all": -1, "-1": -1}[self.acks]
+
+
+class SendFuture:
+    """The outcome of one ``send()``: pending, then ``ok`` (with offset) or failed (with error)."""
+
+    __slots__ = ("tp", "value", "done", "error", "offset", "maybe_written", "_callbacks", "history_op")
+
+    def __init__(self, value: bytes | None) -> None:
+        self.tp: TopicPartition | None = None
+        self.value = value
+        self.done = False
+        self.error: str | None = None
+        self.offset: int | None = None
+        self.maybe_written = False
+        self._callbacks: list[Callable[["SendFuture"], None]] = []
+        self.history_op: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.done and self.error is None
+
+    def add_callback(self, callback: Callable[["SendFuture"], None]) -> None:
+        if self.done:
+            callback(self)
+        else:
+            self._callbacks.append(callback)
+
+    def _complete(self, error: str | None, offset: int | None) -> None:
+        self.done, self.error, self.offset = True, error, offset
+        for cb in self._callbacks:
+            cb(self)
+        self._callbacks.clear()
+
+
+@dataclass
+class _Pending:
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[Header, ...]
+    timestamp_ms: int
+    future: SendFuture
+    size_bytes: int
+
+
+@dataclass
+class ProducerBatch:
+    tp: TopicPartition
+    records: list[_Pending]
+    created_ms: int
+    size_bytes: int = 0
+    base_sequence: int = -1
+    producer_epoch: int = -1
+    attempts: int = 0
+    maybe_written: bool = False
+    encoded: bytes | None = None
+    retry_at_ms: int = 0
+
+
+@dataclass
+class _InFlight:
+    batch: ProducerBatch
+    broker: int
+    correlation_id: int
+
+
+class Producer:
+    """A producer client. Create it with ``cluster`` and configs; call ``send``."""
+
+    def __init__(self, cluster: "Cluster", client_id: str, config: ProducerConfig | None = None,
+                 rng_seed: int | None = None, record_history: bool = True) -> None:
+        self.cluster = cluster
+        self.node_id = client_id
+        self.config = config or ProducerConfig()
+        self.alive = True
+        self.incarnation = 1
+        seed = cluster.rng.getrandbits(64) if rng_seed is None else rng_seed
+        self.sticky = StickyPartitioner(random.Random(seed), self.config.batch_size)
+        self.metadata: dict[TopicPartition, PartitionMetadata] = {}
+        self.num_partitions: dict[str, int] = {}
+        self._metadata_pending = False
+        self._metadata_fetched_ms = -1
+        self._waiting: deque[tuple[str, bytes | None, bytes | None, tuple[Header, ...], int | None, SendFuture]] = deque()
+        self._open: dict[TopicPartition, ProducerBatch] = {}
+        self._ready: dict[TopicPartition, deque[ProducerBatch]] = {}
+        self._in_flight: dict[int, _InFlight] = {}
+        self._in_flight_per_broker: dict[int, int] = {}
+        self._in_flight_per_partition: dict[TopicPartition, int] = {}
+        self._retrying: set[TopicPartition] = set()
+        self._correlation = 0
+        self.producer_id = -1
+        self.producer_epoch = -1
+        self._next_sequence: dict[TopicPartition, int] = {}
+        self._init_pending = False
+        self._drain_scheduled = False
+        self.record_history = record_history
+        self.stats = {"sent": 0, "acked": 0, "failed": 0, "retries": 0, "requests": 0, "pending": 0}
+        self.last_error: str | None = None
+        cluster.register_client(self)
+        self._refresh_metadata()
+        if self.config.enable_idempotence:
+            self._init_producer_id()
+
+    # ── public API ───────────────────────────────────────────────────────────
+    def send(self, topic: str, key: bytes | None, value: bytes | None,
+             headers: tuple[Header, ...] | list[Header] | None = None, partition: int | None = None) -> SendFuture:
+        """Queue a record; the returned future completes when the leader answers (or for good fails)."""
+        if topic not in self.cluster.topics:
+            raise ValueError(f"unknown topic {topic!r}")
+        for name, data in (("key", key), ("value", value)):
+            if data is not None and (not isinstance(data, bytes) or len(data) > MAX_VALUE_BYTES):
+                raise ValueError(f"{name} must be bytes of at most {MAX_VALUE_BYTES} bytes")
+        if self.stats["pending"] >= MAX_PENDING_SENDS:
+            raise ValueError(f"more than {MAX_PENDING_SENDS} records are waiting; slow down")
+        future = SendFuture(value)
+        self.stats["sent"] += 1
+        self.stats["pending"] += 1
+        self._waiting.append((topic, key, value, tuple(headers or ()), partition, future))
+        self._place_waiting()
+        return future
+
+    def flush_pending(self) -> None:
+        """Close every open batch now (as ``KafkaProducer.flush`` does before waiting)."""
+        for tp in list(self._open):
+            self._close_open(tp)
+        self._schedule_drain()
+
+    def in_flight_count(self) -> int:
+        return self.stats["pending"]
+
+    # ── accumulator ──────────────────────────────────────────────────────────
+    def _place_waiting(self) -> None:
+        while self._waiting:
+            topic, key, value, headers, partition, future = self._waiting[0]
+            count = self.num_partitions.get(topic)
+            if count is None:
+                self._refresh_metadata()
+                return
+            self._waiting.popleft()
+            if partition is None:
+                partition = partition_for_key(key, count) if key is not None else self.sticky.partition(topic, count)
+            elif not 0 <= partition < count:
+                self.stats["pending"] -= 1
+                future._complete("UNKNOWN_TOPIC_OR_PARTITION", None)
+                continue
+            tp = TopicPartition(topic, partition)
+            future.tp = tp
+            if self.record_history:
+                future.history_op = self.cluster.history_invoke(self.node_id, "send",
+                                                                 (str(tp), _text(value)))
+            size = _record_size(key, value, headers)
+            if key is None:
+                self.sticky.record_appended(topic, partition, size)
+            self._append(tp, _Pending(key, value, headers, self.cluster.now_ms(), future, size))
+
+    def _append(self, tp: TopicPartition, pending: _Pending) -> None:
+        batch = self._open.get(tp)
+        if batch is not None and batch.size_bytes + pending.size_bytes > self.config.batch_size and batch.records:
+            self._close_open(tp)
+            batch = None
+        if batch is None:
+            batch = self._open[tp] = ProducerBatch(tp, [], self.cluster.now_ms())
+            if self.config.linger_ms > 0:
+                self.cluster.schedule(self.config.linger_ms, lambda b=batch: self._linger_expired(b))
+        batch.records.append(pending)
+        batch.size_bytes += pending.size_bytes
+        if batch.size_bytes >= self.config.batch_size:
+            self._close_open(tp)
+        if self.config.linger_ms == 0:
+            self._close_open(tp)
+        self._schedule_drain()
+
+    def _linger_expired(self, batch: ProducerBatch) -> None:
+        if self._open.get(batch.tp) is batch:
+            self._close_open(batch.tp)
+            self._drain()
+
+    def _close_open(self, tp: TopicPartition) -> None:
+        batch = self._open.pop(tp, None)
+        if batch is not None and batch.records:
+            self._ready.setdefault(tp, deque()).append(batch)
+
+    def _schedule_drain(self) -> None:
+        # Sends made at the same simulated instant share one drain: they batch together.
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            self.cluster.schedule(0, self._drain_now)
+
+    def _drain_now(self) -> None:
+        self._drain_scheduled = False
+        self._drain()
+
+    # ── sender ───────────────────────────────────────────────────────────────
+    def _drain(self) -> None:
+        if not self.alive:
+            return
+        if self.config.enable_idempotence and self.producer_id < 0:
+            self._init_producer_id()
+            return
+        now = self.cluster.now_ms()
+        for tp in sorted(self._ready):
+            queue = self._ready[tp]
+            while queue:
+                batch = queue[0]
+                if now - batch.created_ms >= self.config.delivery_timeout_ms:
+                    queue.popleft()
+                    self._fail_batch(batch, REQUEST_TIMED_OUT)
+                    continue
+                if batch.retry_at_ms > now:
+                    self.cluster.schedule(batch.retry_at_ms - now, self._drain)
+                    break
+                meta = self.metadata.get(tp)
+                if meta is None or meta.leader < 0:
+                    self._refresh_metadata()
+                    break
+                broker = meta.leader
+                if self._in_flight_per_broker.get(broker, 0) >= self.config.max_in_flight_requests_per_connection:
+                    break
+                if tp in self._retrying and self._in_flight_per_partition.get(tp, 0) > 0:
+                    break  # a retried idempotent batch goes alone, so sequences stay in order
+                queue.popleft()
+                self._send_batch(batch, broker)
+        for tp in [tp for tp, q in self._ready.items() if not q]:
+            del self._ready[tp]
+
+    def _encode(self, batch: ProducerBatch) -> bytes:
+        if batch.encoded is None or (self.config.enable_idempotence and batch.producer_epoch != self.producer_epoch):
+            if self.config.enable_idempotence and (batch.base_sequence < 0 or batch.producer_epoch != self.producer_epoch):
+                seq = self._next_sequence.get(batch.tp, 0)
+                batch.base_sequence = seq
+                batch.producer_epoch = self.producer_epoch
+                self._next_sequence[batch.tp] = seq + len(batch.records)
+            records = [Record(i, p.timestamp_ms, p.key, p.value, p.headers) for i, p in enumerate(batch.records)]
+            batch.encoded = encode_batch(
+                records,
+                producer_id=self.producer_id if self.config.enable_idempotence else -1,
+                producer_epoch=self.producer_epoch if self.config.enable_idempotence else -1,
+                base_sequence=batch.base_sequence if self.config.enable_idempotence else -1,
+            )
+        return batch.encoded
+
+    def _send_batch(self, batch: ProducerBatch, broker: int) -> None:
+        self._correlation += 1
+        correlation = self._correlation
+        batch.attempts += 1
+        data = self._encode(batch)
+        acks = self.config.acks_int
+        self.stats["requests"] += 1
+        self.cluster.send(self, f"broker-{broker}", ProduceRequest(
+            batch.tp, acks, data, self.config.request_timeout_ms, correlation, self.node_id))
+        batch.maybe_written = True  # from here on, we cannot be sure it was not written
+        if acks == 0:
+            self._complete_batch(batch, None)  # fire and forget: no offset, no answer
+            return
+        self._in_flight[correlation] = _InFlight(batch, broker, correlation)
+        self._in_flight_per_broker[broker] = self._in_flight_per_broker.get(broker, 0) + 1
+        self._in_flight_per_partition[batch.tp] = self._in_flight_per_partition.get(batch.tp, 0) + 1
+        incarnation = self.incarnation
+
+        def timeout() -> None:
+            if self.incarnation == incarnation and correlation in self._in_flight:
+                self._on_produce_response(ProduceResponse(batch.tp, REQUEST_TIMED_OUT, -1, correlation))
+
+        self.cluster.schedule(self.config.request_timeout_ms, timeout)
+
+    # ── responses ────────────────────────────────────────────────────────────
+    def receive(self, envelope: Envelope) -> None:
+        msg = envelope.message
+        if isinstance(msg, ProduceResponse):
+            self._on_produce_response(msg)
+        elif isinstance(msg, MetadataResponse):
+            self._on_metadata(msg)
+        elif isinstance(msg, InitProducerIdResponse):
+            self._on_init_producer_id(msg)
+
+    def _on_produce_response(self, resp: ProduceResponse) -> None:
+        flight = self._in_flight.pop(resp.correlation_id, None)
+        if flight is None:
+            return  # answered already (e.g. after our own timeout)
+        batch, broker = flight.batch, flight.broker
+        self._in_flight_per_broker[broker] -= 1
+        self._in_flight_per_partition[batch.tp] -= 1
+        error = resp.error
+        if error == NONE:
+            self._retrying.discard(batch.tp)
+            self._complete_batch(batch, resp.base_offset)
+        elif error == DUPLICATE_SEQUENCE_NUMBER:
+            self._complete_batch(batch, None)  # written earlier; offset unknown
+        elif self._can_retry(batch, error):
+            self.stats["retries"] += 1
+            self.last_error = error
+            batch.retry_at_ms = self.cluster.now_ms() + self.config.retry_backoff_ms
+            if self.config.enable_idempotence:
+                self._retrying.add(batch.tp)
+            queue = self._ready.setdefault(batch.tp, deque())
+            queue.appendleft(batch)
+            if self.config.enable_idempotence:  # keep the queue in sequence order
+                ordered = sorted(queue, key=lambda b: (b.base_sequence < 0, b.base_sequence, b.created_ms))
+                queue.clear()
+                queue.extend(ordered)
+            if error in METADATA_ERRORS:
+                self._refresh_metadata()
+            self.cluster.schedule(self.config.retry_backoff_ms, self._drain)
+        else:
+            if error == OUT_OF_ORDER_SEQUENCE_NUMBER and self.config.enable_idempotence:
+                self._bump_epoch()
+            self._fail_batch(batch, error)
+        self._schedule_drain()
+
+    def _can_retry(self, batch: ProducerBatch, error: str) -> bool:
+        if self.cluster.now_ms() - batch.created_ms >= self.config.delivery_timeout_ms:
+            return False
+        if batch.attempts > self.config.retries:
+            return False
+        if error == OUT_OF_ORDER_SEQUENCE_NUMBER and self.config.enable_idempotence:
+            # An earlier batch of this partition failed and is being retried: this one just came too soon.
+            return any(b.base_sequence < batch.base_sequence for b in self._ready.get(batch.tp, ())) or \
+                any(f.batch.tp == batch.tp and f.batch.base_sequence < batch.base_sequence
+                    for f in self._in_flight.values())
+        return error in RETRIABLE_ERRORS
+
+    def _complete_batch(self, batch: ProducerBatch, base_offset: int | None) -> None:
+        for i, pending in enumerate(batch.records):
+            offset = None if base_offset is None or base_offset < 0 else base_offset + i
+            self._finish(pending.future, None, offset, maybe_written=True)
+
+    def _fail_batch(self, batch: ProducerBatch, error: str) -> None:
+        self.last_error = error
+        definite = not batch.maybe_written or error in (INVALID_PRODUCER_EPOCH,)
+        if error in (REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND, OUT_OF_ORDER_SEQUENCE_NUMBER):
+            definite = False
+        for pending in batch.records:
+            self._finish(pending.future, error, None, maybe_written=not definite)
+
+    def _finish(self, future: SendFuture, error: str | None, offset: int | None, maybe_written: bool) -> None:
+        self.stats["pending"] -= 1
+        future.maybe_written = maybe_written
+        if error is None:
+            self.stats["acked"] += 1
+        else:
+            self.stats["failed"] += 1
+        if future.history_op is not None and future.tp is not None:
+            value = _text(future.value)
+            if error is None and offset is not None and self.config.acks_int != 0:
+                self.cluster.history_complete(future.history_op, "ok", (str(future.tp), offset, value))
+            elif error is None or maybe_written:
+                self.cluster.history_complete(future.history_op, "info", (str(future.tp), None, value))
+            else:
+                self.cluster.history_complete(future.history_op, "fail", (str(future.tp), None, value))
+        future._complete(error, offset)
+
+    # ── metadata and producer ids ────────────────────────────────────────────
+    def _bootstrap_broker(self) -> int:
+        live = self.cluster.controller.live_brokers() or tuple(sorted(self.cluster.brokers))
+        self._correlation += 1
+        return live[self._correlation % len(live)]
+
+    def _refresh_metadata(self) -> None:
+        if self._metadata_pending:
+            return
+        self._metadata_pending = True
+        self._correlation += 1
+        correlation = self._correlation
+        self.cluster.send(self, f"broker-{self._bootstrap_broker()}", MetadataRequest((), correlation))
+        incarnation = self.incarnation
+
+        def retry() -> None:  # no answer: ask another broker
+            if self.incarnation == incarnation and self._metadata_pending and self._metadata_correlation == correlation:
+                self._metadata_pending = False
+                self._refresh_metadata()
+
+        self._metadata_correlation = correlation
+        self.cluster.schedule(max(self.config.retry_backoff_ms, 1000), retry)
+
+    def _on_metadata(self, resp: MetadataResponse) -> None:
+        self._metadata_pending = False
+        self.metadata = dict(resp.partitions)
+        self.num_partitions = dict(resp.num_partitions)
+        self._metadata_fetched_ms = self.cluster.now_ms()
+        if any(m.leader < 0 for m in self.metadata.values()) and (self._ready or self._waiting):
+            self.cluster.schedule(max(self.config.retry_backoff_ms, 100), self._refresh_metadata)
+        self._place_waiting()
+        self._drain()
+
+    def _init_producer_id(self) -> None:
+        if self._init_pending:
+            return
+        self._init_pending = True
+        self._correlation += 1
+        self.cluster.send(self, f"broker-{self._bootstrap_broker()}", InitProducerIdRequest(self._correlation))
+        incarnation = self.incarnation
+
+        def retry() -> None:
+            if self.incarnation == incarnation and self._init_pending:
+                self._init_pending = False
+                self._init_producer_id()
+
+        self.cluster.schedule(self.config.request_timeout_ms, retry)
+
+    def _on_init_producer_id(self, resp: InitProducerIdResponse) -> None:
+        if not self._init_pending:
+            return
+        self._init_pending = False
+        self.producer_id, self.producer_epoch = resp.producer_id, resp.producer_epoch
+        self._next_sequence.clear()
+        self.cluster.events.emit(self.cluster.now_ms(), "ProducerIdAssigned",
+                                 f"Producer {self.node_id} got producer id {self.producer_id}, epoch "
+                                 f"{self.producer_epoch}: from now on brokers can recognise its retries.",
+                                 client=self.node_id, producer_id=self.producer_id)
+        self._drain()
+
+    def _bump_epoch(self) -> None:
+        """KIP-360, simplified: after an unexplained sequence gap, start a fresh epoch at sequence 0."""
+        self.producer_epoch += 1
+        self._next_sequence.clear()
+        self._retrying.clear()
+        for queue in self._ready.values():
+            for batch in queue:
+                batch.encoded = None
+                batch.base_sequence = -1
+        self.cluster.events.emit(self.cluster.now_ms(), "ProducerEpochBumped",
+                                 f"Producer {self.node_id} hit OUT_OF_ORDER_SEQUENCE_NUMBER; it bumps its epoch to "
+                                 f"{self.producer_epoch} and restarts its sequence numbers.", client=self.node_id)
+
+    def describe(self) -> dict[str, object]:
+        return {"client_id": self.node_id, "acks": self.config.acks,
+                "enable_idempotence": self.config.enable_idempotence, **self.stats, "last_error": self.last_error}
+
+
+def _record_size(key: bytes | None, value: bytes | None, headers: tuple[Header, ...]) -> int:
+    body = 1 + 1 + 1 + (1 if key is None else varint_size(len(key)) + len(key))
+    body += 1 if value is None else varint_size(len(value)) + len(value)
+    body += 1 + sum(len(k) + (len(v) if v else 0) + 2 for k, v in headers)
+    return body + varint_size(body)
+
+
+def _text(value: bytes | None) -> str:
+    if value is None:
+        return "null"
+    return value.decode("utf-8", errors="backslashreplace")
+
+
+__all__ = ["Producer", "ProducerConfig", "SendFuture"]
