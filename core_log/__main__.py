@@ -3,6 +3,8 @@
 Commands:
 
 * ``dump-log PATH`` — print a segment's (or a partition directory's) batches and records;
+* ``scenarios`` — list the named fault scenarios;
+* ``simulate --scenario NAME --seed N [--json]`` — run one headless, print the checker's verdict;
 * ``bench [--json] [--records N] [--dir DIR]`` — measure the storage layer against
   a raw ``os.write`` baseline taken in the same run (see ``bench/storage_bench.py``).
 
@@ -29,12 +31,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core_log", description="Messaging Lab's log engine.")
     sub = parser.add_subparsers(dest="command", required=True)
     dump = sub.add_parser("dump-log", help="print the batches and records of a segment file or partition directory")
     dump.add_argument("path", help="a NNNNNNNNNNNNNNNNNNNN.log file or a directory of them")
     dump.add_argument("--batches-only", action="store_true", help="print batch headers, not records")
+    sub.add_parser("scenarios", help="list the named fault scenarios")
+    simulate = sub.add_parser("simulate", help="run one named scenario headless and print the checker's verdict")
+    simulate.add_argument("--scenario", required=True, help="a name from 'python -m core_log scenarios'")
+    simulate.add_argument("--seed", type=_seed, default=0, help="the seed (0 to 2**63-1); same seed, same run")
+    simulate.add_argument("--json", action="store_true", help="print one JSON object")
     bench = sub.add_parser("bench", help="measure append, read and recovery against a raw-write baseline")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--records", type=_positive_int, default=1_000_000,
@@ -56,6 +73,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dump-log: {exc}", file=sys.stderr)
             return 2
         return 0 if ok else 1
+    if args.command == "scenarios":
+        from core_log.sim import SCENARIOS
+
+        for name in sorted(SCENARIOS):
+            scenario = SCENARIOS[name]
+            expect = "valid" if not scenario.expect else " or ".join(scenario.expect)
+            print(f"{name:28} expect {expect:36} {scenario.description}")
+        return 0
+    if args.command == "simulate":
+        from core_log.sim import SCENARIOS, run_scenario
+
+        if args.scenario not in SCENARIOS:
+            print(f"simulate: unknown scenario {args.scenario!r}; run 'python -m core_log scenarios' to list them",
+                  file=sys.stderr)
+            return 2
+        result = run_scenario(args.scenario, args.seed)
+        if args.json:
+            print(json.dumps(result, sort_keys=True))
+        else:
+            verdict = "valid" if result["valid"] else "INVALID: " + ", ".join(
+                f"{name} ×{count}" for name, count in sorted(result["anomalies"].items()))
+            print(f"{args.scenario} seed={args.seed}: {verdict} (acked {result['acked']}, consumed "
+                  f"{result['consumed']}; expected {result['expected']})")
+        return 0
     if args.command == "bench":
         from bench.storage_bench import run_storage_bench
 

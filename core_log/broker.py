@@ -176,7 +176,7 @@ class Broker:
 
     # ── timers ───────────────────────────────────────────────────────────────
     def _heartbeat(self) -> None:
-        self._send("controller", BrokerHeartbeat(self.broker_id))
+        self._send("controller", BrokerHeartbeat(self.broker_id, self.incarnation))
 
     def _check_isr(self) -> None:
         now = self.cluster.now_ms()

@@ -300,10 +300,11 @@ class Cluster:
                          "The network is whole again." if node_id is None else f"{node_id} can talk to everyone again.")
 
     def set_link(self, a: str | int, b: str | int, *, latency_ms: int | None = None,
-                 loss_probability: float | None = None) -> None:
+                 loss_probability: float | None = None, both_ways: bool = True) -> None:
+        """Set latency and/or loss on the link a → b (and b → a unless ``both_ways`` is False)."""
         try:
             self.network.plan.set_link(self._node_id(a), self._node_id(b), latency_ms=latency_ms,
-                                       loss_probability=loss_probability)
+                                       loss_probability=loss_probability, both_ways=both_ways)
         except ValueError as exc:
             raise ClusterError(str(exc)) from None
 

@@ -46,6 +46,7 @@ class BrokerRegistration:
     broker_id: int
     last_heartbeat_ms: int
     fenced: bool
+    incarnation: int = 0
 
 
 class Controller:
@@ -98,15 +99,24 @@ class Controller:
     def receive(self, envelope: Envelope) -> None:
         msg = envelope.message
         if isinstance(msg, BrokerHeartbeat):
-            self._on_heartbeat(msg.broker_id)
+            self._on_heartbeat(msg.broker_id, msg.incarnation)
         elif isinstance(msg, AlterPartitionRequest):
             self._on_alter_partition(msg, envelope.src)
 
-    def _on_heartbeat(self, broker_id: int) -> None:
+    def _on_heartbeat(self, broker_id: int, incarnation: int) -> None:
         reg = self.brokers.get(broker_id)
         now = self.cluster.now_ms()
         if reg is None:
             return
+        if reg.incarnation and incarnation != reg.incarnation and not reg.fenced:
+            # A new process registered under this id: the old one is gone, with whatever
+            # leaderships it held (KRaft fences the old incarnation at once).
+            reg.fenced = True
+            self.cluster.events.emit(now, "BrokerFenced",
+                                     f"Broker {broker_id} registered again after a restart; the controller fences "
+                                     f"its previous incarnation and moves its leaderships.", broker=broker_id)
+            self._on_broker_fenced(broker_id)
+        reg.incarnation = incarnation
         reg.last_heartbeat_ms = now
         if reg.fenced:
             reg.fenced = False

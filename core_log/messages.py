@@ -62,6 +62,7 @@ RETRIABLE_ERRORS = METADATA_ERRORS | {NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_A
 @dataclass(frozen=True)
 class BrokerHeartbeat:
     broker_id: int
+    incarnation: int  # changes at every restart: the controller re-registers the broker
 
 
 @dataclass(frozen=True)

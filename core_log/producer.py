@@ -191,13 +191,13 @@ class Producer:
         self._in_flight: dict[int, _InFlight] = {}
         self._in_flight_per_broker: dict[int, int] = {}
         self._in_flight_per_partition: dict[TopicPartition, int] = {}
-        self._retrying: set[TopicPartition] = set()
         self._correlation = 0
         self.producer_id = -1
         self.producer_epoch = -1
         self._next_sequence: dict[TopicPartition, int] = {}
         self._init_pending = False
         self._drain_scheduled = False
+        self._wakeup_ms: int | None = None
         self.record_history = record_history
         self.stats = {"sent": 0, "acked": 0, "failed": 0, "retries": 0, "requests": 0, "pending": 0}
         self.last_error: str | None = None
@@ -291,6 +291,19 @@ class Producer:
             self._drain_scheduled = True
             self.cluster.schedule(0, self._drain_now)
 
+    def _wake_at(self, when_ms: int) -> None:
+        """Drain again at ``when_ms``; one pending wake-up at a time, the earliest wins."""
+        if self._wakeup_ms is not None and self._wakeup_ms <= when_ms:
+            return
+        self._wakeup_ms = when_ms
+
+        def wake() -> None:
+            if self._wakeup_ms == when_ms:
+                self._wakeup_ms = None
+                self._drain()
+
+        self.cluster.schedule(when_ms - self.cluster.now_ms(), wake)
+
     def _drain_now(self) -> None:
         self._drain_scheduled = False
         self._drain()
@@ -312,7 +325,7 @@ class Producer:
                     self._fail_batch(batch, REQUEST_TIMED_OUT)
                     continue
                 if batch.retry_at_ms > now:
-                    self.cluster.schedule(batch.retry_at_ms - now, self._drain)
+                    self._wake_at(batch.retry_at_ms)
                     break
                 meta = self.metadata.get(tp)
                 if meta is None or meta.leader < 0:
@@ -321,12 +334,29 @@ class Producer:
                 broker = meta.leader
                 if self._in_flight_per_broker.get(broker, 0) >= self.config.max_in_flight_requests_per_connection:
                     break
-                if tp in self._retrying and self._in_flight_per_partition.get(tp, 0) > 0:
-                    break  # a retried idempotent batch goes alone, so sequences stay in order
+                if self.config.enable_idempotence and batch.base_sequence >= 0:
+                    if batch.producer_epoch != self.producer_epoch:
+                        queue.popleft()
+                        if batch.maybe_written:  # re-sequenced under a new epoch it could land twice
+                            self._fail_batch(batch, OUT_OF_ORDER_SEQUENCE_NUMBER)
+                            continue
+                        batch.base_sequence, batch.encoded = -1, None
+                        queue.append(batch)
+                        continue
+                    if self._in_flight_per_partition.get(tp, 0) > 0:
+                        break  # a retried idempotent batch goes alone, so sequences stay in order
+                if (self.config.enable_idempotence and batch.base_sequence < 0
+                        and self._unacknowledged(tp) >= self.config.max_in_flight_requests_per_connection):
+                    break  # the broker remembers only the last 5 batches: never have more unacknowledged
                 queue.popleft()
                 self._send_batch(batch, broker)
         for tp in [tp for tp, q in self._ready.items() if not q]:
             del self._ready[tp]
+
+    def _unacknowledged(self, tp: TopicPartition) -> int:
+        """Sequenced batches of ``tp`` not yet answered: in flight, or waiting to be retried."""
+        queued = sum(1 for b in self._ready.get(tp, ()) if b.base_sequence >= 0)
+        return self._in_flight_per_partition.get(tp, 0) + queued
 
     def _encode(self, batch: ProducerBatch) -> bytes:
         if batch.encoded is None or (self.config.enable_idempotence and batch.producer_epoch != self.producer_epoch):
@@ -353,8 +383,8 @@ class Producer:
         self.stats["requests"] += 1
         self.cluster.send(self, f"broker-{broker}", ProduceRequest(
             batch.tp, acks, data, self.config.request_timeout_ms, correlation, self.node_id))
-        batch.maybe_written = True  # from here on, we cannot be sure it was not written
         if acks == 0:
+            batch.maybe_written = True
             self._complete_batch(batch, None)  # fire and forget: no offset, no answer
             return
         self._in_flight[correlation] = _InFlight(batch, broker, correlation)
@@ -364,6 +394,7 @@ class Producer:
 
         def timeout() -> None:
             if self.incarnation == incarnation and correlation in self._in_flight:
+                batch.maybe_written = True  # no answer: the attempt may or may not have landed
                 self._on_produce_response(ProduceResponse(batch.tp, REQUEST_TIMED_OUT, -1, correlation))
 
         self.cluster.schedule(self.config.request_timeout_ms, timeout)
@@ -379,15 +410,28 @@ class Producer:
             self._on_init_producer_id(msg)
 
     def _on_produce_response(self, resp: ProduceResponse) -> None:
-        flight = self._in_flight.pop(resp.correlation_id, None)
+        flight = self._in_flight.get(resp.correlation_id)
         if flight is None:
             return  # answered already (e.g. after our own timeout)
+        if resp.error != REQUEST_TIMED_OUT or resp.base_offset != -2:
+            # Kafka's connection answers in order. An answer that overtakes an older request to
+            # the same broker means that older answer was lost: the connection broke, so the
+            # older requests fail now (as a disconnect) instead of at their timeouts.
+            older = sorted(c for c, f in self._in_flight.items()
+                           if f.broker == flight.broker and c < resp.correlation_id)
+            for c in older:
+                self._in_flight[c].batch.maybe_written = True
+                self._on_produce_response(ProduceResponse(self._in_flight[c].batch.tp, REQUEST_TIMED_OUT, -2, c))
+        flight = self._in_flight.pop(resp.correlation_id, None)
+        if flight is None:
+            return
         batch, broker = flight.batch, flight.broker
         self._in_flight_per_broker[broker] -= 1
         self._in_flight_per_partition[batch.tp] -= 1
         error = resp.error
+        if error in (REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND):
+            batch.maybe_written = True  # the leader appended it but could not confirm replication
         if error == NONE:
-            self._retrying.discard(batch.tp)
             self._complete_batch(batch, resp.base_offset)
         elif error == DUPLICATE_SEQUENCE_NUMBER:
             self._complete_batch(batch, None)  # written earlier; offset unknown
@@ -395,8 +439,6 @@ class Producer:
             self.stats["retries"] += 1
             self.last_error = error
             batch.retry_at_ms = self.cluster.now_ms() + self.config.retry_backoff_ms
-            if self.config.enable_idempotence:
-                self._retrying.add(batch.tp)
             queue = self._ready.setdefault(batch.tp, deque())
             queue.appendleft(batch)
             if self.config.enable_idempotence:  # keep the queue in sequence order
@@ -405,7 +447,7 @@ class Producer:
                 queue.extend(ordered)
             if error in METADATA_ERRORS:
                 self._refresh_metadata()
-            self.cluster.schedule(self.config.retry_backoff_ms, self._drain)
+            self._wake_at(batch.retry_at_ms)
         else:
             if error == OUT_OF_ORDER_SEQUENCE_NUMBER and self.config.enable_idempotence:
                 self._bump_epoch()
@@ -430,12 +472,10 @@ class Producer:
             self._finish(pending.future, None, offset, maybe_written=True)
 
     def _fail_batch(self, batch: ProducerBatch, error: str) -> None:
+        """Give up on a batch: a definite failure unless some attempt may have been written."""
         self.last_error = error
-        definite = not batch.maybe_written or error in (INVALID_PRODUCER_EPOCH,)
-        if error in (REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND, OUT_OF_ORDER_SEQUENCE_NUMBER):
-            definite = False
         for pending in batch.records:
-            self._finish(pending.future, error, None, maybe_written=not definite)
+            self._finish(pending.future, error, None, maybe_written=batch.maybe_written)
 
     def _finish(self, future: SendFuture, error: str | None, offset: int | None, maybe_written: bool) -> None:
         self.stats["pending"] -= 1
@@ -518,11 +558,17 @@ class Producer:
         """KIP-360, simplified: after an unexplained sequence gap, start a fresh epoch at sequence 0."""
         self.producer_epoch += 1
         self._next_sequence.clear()
-        self._retrying.clear()
-        for queue in self._ready.values():
-            for batch in queue:
+        for tp in sorted(self._ready):
+            kept: deque[ProducerBatch] = deque()
+            for batch in self._ready[tp]:
+                if batch.maybe_written:
+                    # Re-sending it under the new epoch could write it twice: give it up as indeterminate.
+                    self._fail_batch(batch, OUT_OF_ORDER_SEQUENCE_NUMBER)
+                    continue
                 batch.encoded = None
                 batch.base_sequence = -1
+                kept.append(batch)
+            self._ready[tp] = kept
         self.cluster.events.emit(self.cluster.now_ms(), "ProducerEpochBumped",
                                  f"Producer {self.node_id} hit OUT_OF_ORDER_SEQUENCE_NUMBER; it bumps its epoch to "
                                  f"{self.producer_epoch} and restarts its sequence numbers.", client=self.node_id)

@@ -1,0 +1,879 @@
+"""The guarantees checker: Jepsen's Kafka analysis, in Jepsen's words, live.
+
+A learner who crashes a leader under ``acks=1`` should not be told "something
+went wrong"; they should be told *which promise broke, where, and probably
+why*: "Value p1-42 was acknowledged at offset 17 of machine.telemetry-3, a
+consumer read past offset 17 (up to offset 20), and no consumer ever saw
+p1-42." This module reads a :mod:`core_log.history` — only what clients were
+told, never the brokers' own state — and names every anomaly the way
+``jepsen.tests.kafka/analysis`` names it, so what the lab shows is what Jepsen
+reports about real Kafka-compatible systems.
+
+The anomalies (see :data:`DEFINITIONS` for the one-line version the UI shows):
+
+* ``inconsistent-offsets`` — one offset of a partition maps to two or more values;
+* ``duplicate`` — one value sits at two or more offsets of a partition;
+* ``lost-write`` — an acknowledged value is missing although consumers read past it;
+* ``poll-skip`` / ``nonmonotonic-poll`` — between two successive polls of one
+  consumer (no assign or crash in between), its position jumped over known
+  offsets / went back (or stayed put);
+* ``int-poll-skip`` / ``int-nonmonotonic-poll`` — the same inside one poll;
+* ``nonmonotonic-send`` — a producer's later-invoked send landed at or before
+  the offset of its previous one;
+* ``unseen`` — (final verdicts only) acknowledged values no consumer ever read.
+
+Offsets may be sparse (compaction, transaction markers), so "one past" is
+measured in *known* offsets: the index distance from offset ``a`` to offset
+``b`` is the number of offsets known (from any ok send or ok poll) strictly
+between them, plus one. A gap that no client ever saw filled is not a skip;
+if an offset inside it turns up later, the skip is reported from then on.
+
+Two implementations with one meaning:
+
+* :class:`Checker` is incremental. Subscribe ``checker.observe`` to a
+  ``History`` and ask :meth:`Checker.verdict` after every op: it keeps
+  per-partition state (known offsets in a sorted list, offset → value,
+  value → offset, what was read, how far consumers have read, each consumer's
+  last read, each producer's sends) and only re-evaluates what a new op can
+  change — an open gap between two polls is filed under the two known offsets
+  it lies between, and becomes a skip when an offset is discovered inside it.
+* :func:`check` is a plain fold over a whole history, written separately and
+  without shortcuts. It is the oracle: a property test feeds random histories
+  to both and requires identical verdicts after every op.
+
+Validity: the lab's workload is non-transactional and assign-mode, so, as in
+Jepsen for that workload, every anomaly above makes a verdict invalid.
+
+Differences from Kafka/Jepsen:
+
+* Only the passes that apply to a non-transactional, assign-mode workload with
+  one micro-op per op are ported. There is no Elle cycle search (``G0``,
+  ``G1c``), and no ``int-send-skip``, ``int-nonmonotonic-send`` or
+  ``precommitted-read`` (they need multi-send ops or transactions). ``G1a``
+  (a poll observed a value whose send *failed*) waits for ``txn.py``; see
+  :data:`NOT_YET_CHECKED` and the hook in both implementations.
+* Jepsen turns offsets into a dense *index* by picking one value per offset
+  (nondeterministically when offsets conflict). We keep raw offsets and count
+  known offsets between them instead, so conflicts never change a verdict.
+* ``lost-write`` compares the acknowledged offset with the highest offset any
+  ok poll read; Jepsen bounds by the earliest index of the highest value read.
+  The two differ only when a value was read at two offsets (a ``duplicate``,
+  reported anyway). Only ok sends can be lost here: an ``info`` send counts as
+  written only once a poll observed it, and then it was not lost.
+* ``nonmonotonic-send`` compares a producer's consecutive *ok* sends to a
+  partition in invoke order, using their acknowledged offsets; Jepsen also
+  places ``info`` sends via the version order. A producer ``crash`` starts a
+  new sequence (Jepsen gives a crashed process a new id).
+* ``assign`` forgets the consumer's last reads of the partitions it names
+  (our consumers re-position on assign, e.g. seek to the beginning), and
+  ``crash`` forgets all of them; Jepsen's ``:assign`` keeps the state of keys
+  it still covers. There is no ``:rebalance-log`` (no consumer groups yet).
+* Successive polls of a consumer are taken in completion order. Polls that
+  end ``fail`` or ``info`` carry no reads and are ignored.
+* ``unseen`` is reported per acknowledged message (Jepsen: counts per key over
+  time) and includes values that are also ``lost-write``\\ s.
+* ``op_indexes`` name completion ops (their ``invoke_index`` leads to the
+  invoke). For ``inconsistent-offsets`` and ``duplicate`` they name, for each
+  value (offset), the first op that reported it, so an anomaly stays put
+  while more consumers re-read the same records.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from core_log.errors import ConfigError
+from core_log.history import Op
+
+ANOMALY_NAMES = (
+    "duplicate",
+    "inconsistent-offsets",
+    "int-nonmonotonic-poll",
+    "int-poll-skip",
+    "lost-write",
+    "nonmonotonic-poll",
+    "nonmonotonic-send",
+    "poll-skip",
+    "unseen",
+)
+NOT_YET_CHECKED = ("G1a",)  # needs transactions (txn.py): a poll observed a value whose send failed
+SKIPPED_OFFSETS_SHOWN = 5  # how many skipped offsets an explanation lists before "…"
+
+DEFINITIONS: dict[str, str] = {
+    "duplicate": (
+        "One record appears at more than one offset of a partition: the leader appended it twice, "
+        "usually because a producer retried a batch the broker did not recognise as a retry."),
+    "inconsistent-offsets": (
+        "Clients disagree about which record sits at one offset of a partition: a leader's log was "
+        "truncated below what it had acknowledged or served, and the offset was reused for another record."),
+    "int-nonmonotonic-poll": (
+        "Within one poll, a consumer's consecutive records from a partition went backwards or repeated "
+        "an offset, although a fetch returns each partition's log in offset order."),
+    "int-poll-skip": (
+        "Within one poll, a consumer's consecutive records from a partition jumped over offsets that "
+        "other clients saw in that partition's log."),
+    "lost-write": (
+        "A record the leader acknowledged (as strongly as the producer's acks asked) is gone: consumers "
+        "read past its offset, yet none ever received it."),
+    "nonmonotonic-poll": (
+        "A consumer's next poll started at or before an offset it had already read, without an assign or "
+        "restart: its fetch position moved backwards."),
+    "nonmonotonic-send": (
+        "A producer's later send to a partition was appended at or before the offset of its earlier send: "
+        "the leader's log does not keep that producer's send order."),
+    "poll-skip": (
+        "A consumer's next poll started beyond offsets that exist in the partition, without an assign or "
+        "restart: records between its two polls were skipped."),
+    "unseen": (
+        "At the end of the run, a record the leader acknowledged was never read by any consumer; this cannot "
+        "tell loss from delay, but the run cannot count as safe."),
+}
+
+
+# ── config facts and likely causes ──────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class CheckerContext:
+    """The Kafka settings that decide which cause of an anomaly is most plausible.
+
+    Defaults are Kafka's own (producer: ``acks=all``, idempotence on, retries
+    MAX_INT, 5 in flight; broker: replication factor 1, ``min.insync.replicas=1``,
+    clean elections, ``flush.messages`` never).
+    """
+
+    acks: str = "all"  # "0", "1" or "all"
+    enable_idempotence: bool = True
+    retries: int = 2147483647
+    max_in_flight: int = 5  # max.in.flight.requests.per.connection
+    min_insync_replicas: int = 1
+    replication_factor: int = 1
+    unclean_leader_election: bool = False  # unclean.leader.election.enable
+    flush_messages_never: bool = True  # flush.messages left at Long.MAX_VALUE: no fsync per write
+
+    def __post_init__(self) -> None:
+        if self.acks not in ("0", "1", "all"):
+            raise ConfigError(f"acks must be '0', '1' or 'all', got {self.acks!r}")
+        for name in ("enable_idempotence", "unclean_leader_election", "flush_messages_never"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        for name, low in (("retries", 0), ("max_in_flight", 1), ("min_insync_replicas", 1),
+                          ("replication_factor", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+
+    @classmethod
+    def from_kafka_config(cls, config: Mapping[str, Any]) -> "CheckerContext":
+        """Build from Kafka's config names (producer and topic settings in one mapping)."""
+        known = {
+            "acks": "acks",
+            "enable.idempotence": "enable_idempotence",
+            "retries": "retries",
+            "max.in.flight.requests.per.connection": "max_in_flight",
+            "min.insync.replicas": "min_insync_replicas",
+            "replication.factor": "replication_factor",
+            "unclean.leader.election.enable": "unclean_leader_election",
+        }
+        kwargs: dict[str, Any] = {}
+        for kafka_name in sorted(config):
+            value = config[kafka_name]
+            if kafka_name in known:
+                kwargs[known[kafka_name]] = str(value) if kafka_name == "acks" else value
+            elif kafka_name == "flush.messages":
+                kwargs["flush_messages_never"] = value >= (1 << 63) - 1
+            else:
+                raise ConfigError(f"{kafka_name!r} is not a setting the checker uses")
+        if kwargs.get("acks") == "-1":
+            kwargs["acks"] = "all"
+        return cls(**kwargs)
+
+    @property
+    def loses_acknowledged_data_on_failover(self) -> bool:
+        """Whether a single leader failure can drop acknowledged records."""
+        return (self.acks != "all" or self.min_insync_replicas < 2 or self.replication_factor < 2
+                or self.unclean_leader_election)
+
+
+_GENERIC_CAUSE = {
+    "duplicate": (
+        "the same record was appended twice: a retry the broker did not recognise as one, for example "
+        "after the producer restarted with a new producer id."),
+    "inconsistent-offsets": (
+        "replicas disagree about this offset: after a leader change a replica kept a divergent tail instead "
+        "of truncating to the new leader by leader epoch (KIP-101/279)."),
+    "int-nonmonotonic-poll": (
+        "one fetch response returned records out of offset order or twice: the broker served the same batch "
+        "twice or stitched together the logs of two leaders."),
+    "int-poll-skip": (
+        "one fetch response left out records that other clients saw at those offsets: the replica that "
+        "served it had a log that differed from the others'."),
+    "lost-write": (
+        "an acknowledged record disappeared after a leader change: the new leader's log did not contain it "
+        "(compare the leader epochs and the ISR at the time of the ack)."),
+    "nonmonotonic-poll": (
+        "the consumer's fetch position moved backwards without an assign or restart, for example "
+        "auto.offset.reset=earliest after OFFSET_OUT_OF_RANGE, or a fetch response applied twice."),
+    "nonmonotonic-send": (
+        "a later send landed before an earlier one: batches were reordered by a retry, or a leader change "
+        "reused the earlier send's offset."),
+    "poll-skip": (
+        "the consumer's fetch position jumped forward without an assign or restart, for example "
+        "auto.offset.reset=latest after OFFSET_OUT_OF_RANGE when truncation or retention removed its position."),
+    "unseen": (
+        "an acknowledged record was never read: the consumers stopped before reaching it (lag), or it was "
+        "lost where no later read could prove it."),
+}
+
+_UNCLEAN = (
+    "unclean.leader.election.enable let an out-of-sync replica become leader after every ISR member was down; "
+    "it never had the acknowledged record, and the other replicas truncated their logs to match it.")
+
+
+def likely_cause(name: str, context: CheckerContext | None) -> str:
+    """One sentence naming the most plausible cause of anomaly ``name`` under ``context``.
+
+    Follows the fault → verdict table of the reference (§5); without a
+    context (or when no rule fits) the sentence is the generic cause.
+    """
+    if name not in _GENERIC_CAUSE:
+        raise ValueError(f"unknown anomaly {name!r}; expected one of {ANOMALY_NAMES}")
+    c = context
+    if c is None:
+        return _GENERIC_CAUSE[name]
+    if name == "lost-write":
+        if c.unclean_leader_election:
+            return _UNCLEAN
+        if c.acks == "1":
+            return ("acks=1 acknowledged the write once the leader alone had it; that leader failed before "
+                    "a follower copied it, and the new leader never had it.")
+        if c.acks == "0":
+            return ("acks=0 counted the write as sent without waiting for any broker, so nothing guaranteed "
+                    "that a replica kept it.")
+        if c.replication_factor < 2:
+            if c.flush_messages_never:
+                return ("the partition's only replica lost power before flushing the write to disk "
+                        "(flush.messages never leaves it in the page cache), so it was gone after restart.")
+            return "the partition has a single replica, and the write was lost with it."
+        if c.min_insync_replicas < 2:
+            return ("with min.insync.replicas=1, acks=all acknowledged the write once the ISR had shrunk to the "
+                    "leader alone; that leader failed and the new leader never had it.")
+        if c.flush_messages_never:
+            return ("every replica lost power before flushing: with flush.messages never, Kafka relies on "
+                    "replication rather than fsync, so a write all in-sync replicas held only in their page "
+                    "caches was lost with all of them.")
+        return _GENERIC_CAUSE[name]
+    if name == "inconsistent-offsets":
+        if c.unclean_leader_election:
+            return ("an out-of-sync replica became leader through unclean leader election, truncated "
+                    "acknowledged offsets and reused them for new records.")
+        if c.acks != "all":
+            return (f"acks={c.acks} acknowledged records no follower had copied; the leader failed, the new "
+                    "leader truncated those offsets and reused them for different records.")
+        if c.min_insync_replicas < 2:
+            return ("with min.insync.replicas=1 the leader acknowledged records alone; after it failed, the new "
+                    "leader truncated those offsets and reused them for different records.")
+        return _GENERIC_CAUSE[name]
+    if name == "duplicate":
+        if not c.enable_idempotence and c.retries > 0:
+            return ("a produce response was lost and the producer retried; without enable.idempotence the "
+                    "broker cannot recognise the retry, so the batch was written twice.")
+        if c.enable_idempotence and c.max_in_flight > 5:
+            return (f"with max.in.flight.requests.per.connection={c.max_in_flight} (more than 5) the broker's "
+                    "5-batch deduplication window could not recognise a retried batch, so it was written twice.")
+        return _GENERIC_CAUSE[name]
+    if name == "nonmonotonic-send":
+        if not c.enable_idempotence and c.max_in_flight > 1 and c.retries > 0:
+            return (f"with max.in.flight.requests.per.connection={c.max_in_flight} and enable.idempotence off, "
+                    "a failed batch was retried after a later batch had already been appended, so the records "
+                    "landed out of send order.")
+        if c.enable_idempotence and c.max_in_flight > 5:
+            return (f"with max.in.flight.requests.per.connection={c.max_in_flight} (more than 5) idempotence "
+                    "cannot keep batches in order, so a retried batch landed after a later one.")
+        if c.loses_acknowledged_data_on_failover:
+            return ("a leader change truncated the earlier send's acknowledged offset, and the new leader "
+                    "appended the later send below it.")
+        return _GENERIC_CAUSE[name]
+    if name in ("poll-skip", "nonmonotonic-poll", "int-poll-skip", "int-nonmonotonic-poll"):
+        if c.loses_acknowledged_data_on_failover:
+            return ("a leader change truncated records the consumer had read or was about to read and reused "
+                    "their offsets, so its fetch position no longer matched the new leader's log.")
+        return _GENERIC_CAUSE[name]
+    # unseen
+    if c.loses_acknowledged_data_on_failover:
+        return ("an acknowledged record was never read: with these settings a failed leader can take it "
+                "along, or the consumers stopped before reaching it.")
+    return _GENERIC_CAUSE[name]
+
+
+# ── results ──────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One instance of an anomaly, with everything the UI needs to point at it."""
+
+    name: str  # one of ANOMALY_NAMES
+    partition: str  # "topic-N"
+    offsets: tuple[int, ...]  # the offsets involved, in the order the explanation names them
+    values: tuple[str, ...]  # the values involved, likewise
+    op_indexes: tuple[int, ...]  # history indexes of the completions involved, ascending
+    explanation: str  # one sentence: what happened, with the concrete offsets and values
+    likely_cause: str  # one sentence: the most plausible cause under the checker's context
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "partition": self.partition,
+            "offsets": list(self.offsets),
+            "values": list(self.values),
+            "op_indexes": list(self.op_indexes),
+            "explanation": self.explanation,
+            "likely_cause": self.likely_cause,
+        }
+
+
+def _sort_key(a: Anomaly) -> tuple:
+    return (a.partition, a.offsets, a.values, a.op_indexes, a.explanation)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the checker concluded about a history (or a prefix of one)."""
+
+    valid: bool  # no anomaly at all
+    anomalies: dict[str, tuple[Anomaly, ...]]  # name -> instances; sorted names, only names that occurred
+    counts: dict[str, int]  # name -> number of instances, same keys
+    acked: int  # sends that completed ok
+    consumed: int  # distinct values read by ok polls
+    final: bool = False  # whether this verdict judged the history as finished (reports unseen)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON: ``valid``, ``anomalies`` (name → count), ``acked``, ``consumed`` and details."""
+        return {
+            "valid": self.valid,
+            "final": self.final,
+            "anomalies": dict(self.counts),
+            "acked": self.acked,
+            "consumed": self.consumed,
+            "details": {name: [a.to_json() for a in found] for name, found in self.anomalies.items()},
+        }
+
+
+def _verdict(found: Mapping[str, Iterable[Anomaly]], final: bool, acked: int, consumed: int) -> Verdict:
+    anomalies: dict[str, tuple[Anomaly, ...]] = {}
+    for name in ANOMALY_NAMES:
+        if name == "unseen" and not final:
+            continue
+        instances = tuple(sorted(found.get(name, ()), key=_sort_key))
+        if instances:
+            anomalies[name] = instances
+    return Verdict(valid=not anomalies, anomalies=anomalies,
+                   counts={name: len(found) for name, found in anomalies.items()},
+                   acked=acked, consumed=consumed, final=final)
+
+
+# ── rendering: facts → Anomaly (shared by Checker and check) ────────────────
+
+
+def _offsets_text(offsets: Sequence[int], count: int) -> str:
+    shown = ", ".join(str(o) for o in offsets[:SKIPPED_OFFSETS_SHOWN])
+    more = ", …" if count > SKIPPED_OFFSETS_SHOWN else ""
+    noun = "offset" if count == 1 else "offsets"
+    return f"{count} known {noun} ({shown}{more})"
+
+
+def _render_inconsistent(partition: str, offset: int, first_op_by_value: Mapping[str, int],
+                         context: CheckerContext | None) -> Anomaly:
+    values = tuple(sorted(first_op_by_value))
+    return Anomaly(
+        "inconsistent-offsets", partition, (offset,), values,
+        tuple(sorted(set(first_op_by_value.values()))),
+        f"Offset {offset} of {partition} was reported holding {len(values)} different values "
+        f"({', '.join(values)}) by different sends and polls.",
+        likely_cause("inconsistent-offsets", context))
+
+
+def _render_duplicate(partition: str, value: str, first_op_by_offset: Mapping[int, int],
+                      context: CheckerContext | None) -> Anomaly:
+    offsets = tuple(sorted(first_op_by_offset))
+    return Anomaly(
+        "duplicate", partition, offsets, (value,), tuple(sorted(set(first_op_by_offset.values()))),
+        f"Value {value} appears at {len(offsets)} offsets of {partition} "
+        f"({', '.join(str(o) for o in offsets)}), so it was written more than once.",
+        likely_cause("duplicate", context))
+
+
+def _render_lost_write(partition: str, offset: int, value: str, send_op: int, witness_op: int,
+                       witness_offset: int, context: CheckerContext | None) -> Anomaly:
+    return Anomaly(
+        "lost-write", partition, (offset,), (value,), tuple(sorted({send_op, witness_op})),
+        f"Value {value} was acknowledged at offset {offset} of {partition}, a consumer read past offset "
+        f"{offset} (up to offset {witness_offset}), and no consumer ever saw {value}.",
+        likely_cause("lost-write", context))
+
+
+def _render_unseen(partition: str, offset: int | None, value: str, send_op: int,
+                   context: CheckerContext | None) -> Anomaly:
+    where = f"at offset {offset} of {partition}" if offset is not None else f"to {partition} (offset unknown)"
+    return Anomaly(
+        "unseen", partition, () if offset is None else (offset,), (value,), (send_op,),
+        f"Value {value} was acknowledged {where}, but no consumer ever read it.",
+        likely_cause("unseen", context))
+
+
+def _render_poll_pair(name: str, partition: str, process: str, a: int, va: str, b: int, vb: str,
+                      ops: tuple[int, int], skipped: Sequence[int], skipped_count: int,
+                      context: CheckerContext | None) -> Anomaly:
+    if name == "poll-skip":
+        text = (f"{process} read offset {a} ({va}) of {partition} at the end of one poll and started its next "
+                f"poll at offset {b} ({vb}), skipping {_offsets_text(skipped, skipped_count)}.")
+    elif name == "nonmonotonic-poll":
+        text = (f"{process} read offset {a} ({va}) of {partition} at the end of one poll and started its next "
+                f"poll back at offset {b} ({vb}), with no assign or restart in between.")
+    elif name == "int-poll-skip":
+        text = (f"One poll by {process} read offset {a} ({va}) of {partition} and then offset {b} ({vb}), "
+                f"skipping {_offsets_text(skipped, skipped_count)}.")
+    else:  # int-nonmonotonic-poll
+        text = (f"One poll by {process} read offset {a} ({va}) of {partition} and then offset {b} ({vb}), "
+                f"going backwards instead of forwards.")
+    return Anomaly(name, partition, (a, b), (va, vb), tuple(sorted(set(ops))), text, likely_cause(name, context))
+
+
+def _render_nonmonotonic_send(partition: str, process: str, first: tuple[int, str, int],
+                              second: tuple[int, str, int], context: CheckerContext | None) -> Anomaly:
+    (o1, v1, op1), (o2, v2, op2) = first, second
+    landed = (f"both landed at offset {o1}" if o1 == o2
+              else f"{v1} landed at offset {o1} and {v2} at offset {o2}")
+    return Anomaly(
+        "nonmonotonic-send", partition, (o1, o2), (v1, v2), tuple(sorted({op1, op2})),
+        f"{process} sent {v1} and then {v2} to {partition}, but {landed}, out of send order.",
+        likely_cause("nonmonotonic-send", context))
+
+
+# ── the full pass (the oracle) ──────────────────────────────────────────────
+
+
+def check(ops: Iterable[Op], context: CheckerContext | None = None, final: bool = True) -> Verdict:
+    """Judge a whole history in one plain pass; with ``final`` also report ``unseen``."""
+    ops = list(ops)
+    found: dict[str, list[Anomaly]] = {name: [] for name in ANOMALY_NAMES}
+
+    # 1. Gather facts: ok sends (with the producer's crash count when invoked), ok polls,
+    #    every (partition, offset, value) anyone reported, and what was read.
+    crashes: dict[str, int] = {}
+    epoch_at_invoke: dict[int, int] = {}
+    ok_sends: list[tuple[str, int | None, str, int, int, str, int]] = []  # p, o, v, op, invoke, process, epoch
+    ok_polls: list[Op] = []
+    reports: list[tuple[str, int, str, int]] = []  # partition, offset, value, op index
+    for op in ops:
+        if op.type == "invoke":
+            if op.f == "send":
+                epoch_at_invoke[op.index] = crashes.get(op.process, 0)
+        elif op.f == "send" and op.type == "ok":
+            partition, offset, value = op.value
+            epoch = epoch_at_invoke.get(op.invoke_index, crashes.get(op.process, 0))
+            ok_sends.append((partition, offset, value, op.index, op.invoke_index, op.process, epoch))
+            if offset is not None:
+                reports.append((partition, offset, value, op.index))
+        elif op.f == "send":
+            pass  # G1a hook: failed sends (op.type == "fail") are the writers an aborted read would observe.
+        elif op.f == "poll" and op.type == "ok":
+            ok_polls.append(op)
+            for partition in sorted(op.value):
+                for offset, value in op.value[partition]:
+                    reports.append((partition, offset, value, op.index))
+        elif op.f == "crash":
+            crashes[op.process] = crashes.get(op.process, 0) + 1
+
+    known_sets: dict[str, set[int]] = {}
+    for partition, offset, _, _ in reports:
+        known_sets.setdefault(partition, set()).add(offset)
+    known = {partition: sorted(offsets) for partition, offsets in known_sets.items()}
+
+    def between(partition: str, a: int, b: int) -> list[int]:
+        return [k for k in known.get(partition, []) if a < k < b]
+
+    observed: set[tuple[str, str]] = set()
+    for op in ok_polls:
+        for partition, pairs in op.value.items():
+            for _, value in pairs:
+                observed.add((partition, value))
+
+    # 2. inconsistent-offsets and duplicate: first reporter of each value at each offset.
+    by_offset: dict[tuple[str, int], dict[str, int]] = {}
+    by_value: dict[tuple[str, str], dict[int, int]] = {}
+    for partition, offset, value, index in reports:
+        values = by_offset.setdefault((partition, offset), {})
+        values[value] = min(values.get(value, index), index)
+        offsets = by_value.setdefault((partition, value), {})
+        offsets[offset] = min(offsets.get(offset, index), index)
+    for (partition, offset), values in by_offset.items():
+        if len(values) >= 2:
+            found["inconsistent-offsets"].append(_render_inconsistent(partition, offset, values, context))
+    for (partition, value), offsets in by_value.items():
+        if len(offsets) >= 2:
+            found["duplicate"].append(_render_duplicate(partition, value, offsets, context))
+
+    # 3. lost-write: acknowledged, never read, and some poll read a higher offset (the first such poll
+    #    is the witness); unseen: acknowledged and never read.
+    highest_reads: dict[str, list[tuple[int, int]]] = {}  # partition -> (highest offset read, poll), in order
+    for op in ok_polls:
+        for partition, pairs in sorted(op.value.items()):
+            if pairs:
+                highest_reads.setdefault(partition, []).append((max(o for o, _ in pairs), op.index))
+    for partition, offset, value, index, _, _, _ in ok_sends:
+        if (partition, value) in observed:
+            continue
+        if final:
+            found["unseen"].append(_render_unseen(partition, offset, value, index, context))
+        if offset is None:
+            continue
+        for highest, poll_index in highest_reads.get(partition, ()):
+            if highest > offset:
+                found["lost-write"].append(
+                    _render_lost_write(partition, offset, value, index, poll_index, highest, context))
+                break
+
+    # 4. Poll order, inside each poll and between a consumer's successive polls.
+    def judge_pair(kind: str, partition: str, process: str, a: tuple[int, str], b: tuple[int, str],
+                   pair_ops: tuple[int, int]) -> None:
+        prefix = "int-" if kind == "int" else ""
+        if b[0] <= a[0]:
+            name = prefix + "nonmonotonic-poll"
+            found[name].append(_render_poll_pair(name, partition, process, a[0], a[1], b[0], b[1],
+                                                 pair_ops, (), 0, context))
+            return
+        skipped = between(partition, a[0], b[0])
+        if skipped:
+            name = prefix + "poll-skip"
+            found[name].append(_render_poll_pair(name, partition, process, a[0], a[1], b[0], b[1],
+                                                 pair_ops, skipped, len(skipped), context))
+
+    last_read: dict[str, dict[str, tuple[int, str, int]]] = {}  # process -> partition -> (offset, value, op)
+    for op in ops:
+        if op.type == "invoke":
+            continue
+        if op.f == "assign" and op.type in ("ok", "info"):
+            for partition in op.value:
+                last_read.get(op.process, {}).pop(partition, None)
+        elif op.f == "crash":
+            last_read.pop(op.process, None)
+        elif op.f == "poll" and op.type == "ok":
+            for partition in sorted(op.value):
+                pairs = op.value[partition]
+                if not pairs:
+                    continue
+                for j in range(len(pairs) - 1):
+                    judge_pair("int", partition, op.process, pairs[j], pairs[j + 1], (op.index, op.index))
+                previous = last_read.get(op.process, {}).get(partition)
+                if previous is not None:
+                    judge_pair("ext", partition, op.process, previous[:2], pairs[0], (previous[2], op.index))
+                last_read.setdefault(op.process, {})[partition] = (pairs[-1][0], pairs[-1][1], op.index)
+
+    # 5. nonmonotonic-send: a producer's ok sends to a partition, in invoke order, per crash epoch.
+    sequences: dict[tuple[str, int, str], list[tuple[int, int, str, int]]] = {}
+    for partition, offset, value, index, invoke_index, process, epoch in ok_sends:
+        if offset is not None:
+            sequences.setdefault((process, epoch, partition), []).append((invoke_index, offset, value, index))
+    for (process, _, partition), sends in sequences.items():
+        sends.sort()
+        for earlier, later in zip(sends, sends[1:]):
+            if later[1] <= earlier[1]:
+                found["nonmonotonic-send"].append(_render_nonmonotonic_send(
+                    partition, process, earlier[1:], later[1:], context))
+
+    # 6. G1a hook: once transactions exist, an ok poll reading a value whose send failed goes here.
+
+    consumed = len({value for _, value in observed})
+    return _verdict(found, final, acked=len(ok_sends), consumed=consumed)
+
+
+# ── the incremental checker ─────────────────────────────────────────────────
+
+
+class _PairCheck:
+    """Two consecutive reads of a partition, kept because a later offset may turn them into a skip."""
+
+    __slots__ = ("key", "name", "partition", "process", "a", "va", "b", "vb", "ops",
+                 "known_seen", "skipped_count", "anomaly")
+
+    def __init__(self, key: tuple, name: str, partition: str, process: str, a: int, va: str, b: int, vb: str,
+                 ops: tuple[int, int]) -> None:
+        self.key = key
+        self.name = name  # "poll-skip" or "int-poll-skip"
+        self.partition = partition
+        self.process = process
+        self.a, self.va, self.b, self.vb = a, va, b, vb
+        self.ops = ops
+        self.known_seen = -1  # size of the partition's known-offset list when last rendered
+        self.skipped_count = 0
+        self.anomaly: Anomaly | None = None
+
+
+class Checker:
+    """Consumes a history op by op and can give a verdict at any moment.
+
+    ``observe`` must see every op once, in index order (subscribe it to a
+    ``History``, with ``replay=True`` if the history already has ops). Each
+    op costs O(log n) per record it carries, plus the (rare) work of any
+    anomaly it creates; ``verdict`` costs O(number of anomalies) at worst and
+    rebuilds only the anomaly kinds that changed since the last call.
+    """
+
+    def __init__(self, context: CheckerContext | None = None) -> None:
+        self.context = context
+        self._next_index = 0
+        self._acked = 0
+        self._consumed: set[str] = set()
+        # producers
+        self._crashes: dict[str, int] = {}  # process -> crash count (a new send sequence after each)
+        self._epoch_at_invoke: dict[int, int] = {}  # pending send invoke index -> crash count then
+        self._sequences: dict[tuple[str, int, str], list[tuple[int, int, str, int]]] = {}
+        # per partition
+        self._known: dict[str, list[int]] = {}  # sorted offsets reported by any ok send or ok poll
+        self._at: dict[str, dict[int, tuple[str, int]]] = {}  # offset -> (first value, its first op)
+        self._conflicts: dict[tuple[str, int], dict[str, int]] = {}  # (p, offset) -> value -> first op
+        self._where: dict[str, dict[str, tuple[int, int]]] = {}  # value -> (first offset, its first op)
+        self._copies: dict[tuple[str, str], dict[int, int]] = {}  # (p, value) -> offset -> first op
+        self._observed: dict[str, set[str]] = {}  # values read by ok polls
+        self._high_offsets: dict[str, list[int]] = {}  # each new highest offset read, ascending
+        self._high_polls: dict[str, list[int]] = {}  # the poll that read it
+        self._unread: dict[tuple[str, str], list[tuple[int | None, int]]] = {}  # (p, v) -> ok sends not yet read
+        self._below_reads: dict[str, list[tuple[int, int, str]]] = {}  # unread ok sends at/above the highest read
+        self._unseen: dict[tuple[str, int], tuple[int | None, str]] = {}  # (p, send op) -> (offset, value)
+        self._unseen_rendered: dict[tuple[str, int], Anomaly] = {}
+        # consumers
+        self._last_read: dict[str, dict[str, tuple[int, str, int]]] = {}  # process -> p -> (offset, value, op)
+        self._open_gaps: dict[str, dict[tuple[int, int], list[_PairCheck]]] = {}  # p -> adjacent known pair
+        self._skips: dict[str, list[_PairCheck]] = {"poll-skip": [], "int-poll-skip": []}
+        # results
+        self._found: dict[str, dict[Any, Anomaly]] = {name: {} for name in ANOMALY_NAMES if name != "unseen"}
+        self._dirty: set[str] = set(ANOMALY_NAMES)
+        self._sorted: dict[str, tuple[Anomaly, ...]] = {name: () for name in ANOMALY_NAMES}
+
+    # ── feeding ──────────────────────────────────────────────────────────────
+
+    def observe(self, op: Op) -> None:
+        """Take the next op of the history into account."""
+        if op.index != self._next_index:
+            raise ValueError(f"the checker expected op {self._next_index} next, got op {op.index}: "
+                             "ops must be observed once each, in index order")
+        self._next_index += 1
+        if op.type == "invoke":
+            if op.f == "send":
+                self._epoch_at_invoke[op.index] = self._crashes.get(op.process, 0)
+        elif op.f == "send":
+            self._on_send(op)
+        elif op.f == "poll":
+            if op.type == "ok":
+                self._on_poll(op)
+        elif op.f == "assign":
+            if op.type in ("ok", "info"):
+                last = self._last_read.get(op.process)
+                if last:
+                    for partition in op.value:
+                        last.pop(partition, None)
+        elif op.f == "crash":
+            self._crashes[op.process] = self._crashes.get(op.process, 0) + 1
+            self._last_read.pop(op.process, None)
+
+    def __call__(self, op: Op) -> None:
+        self.observe(op)
+
+    def _on_send(self, op: Op) -> None:
+        epoch = self._epoch_at_invoke.pop(op.invoke_index, self._crashes.get(op.process, 0))
+        if op.type != "ok":
+            return  # G1a hook: a failed send's value, if ever read, will be an aborted read.
+        self._acked += 1
+        partition, offset, value = op.value
+        if offset is not None:
+            self._learn(partition, offset, value, op.index)
+        if value not in self._observed.get(partition, ()):
+            self._unread.setdefault((partition, value), []).append((offset, op.index))
+            self._unseen[(partition, op.index)] = (offset, value)
+            self._dirty.add("unseen")
+            if offset is not None:
+                highs = self._high_offsets.get(partition, [])
+                first_higher = bisect.bisect_right(highs, offset)
+                if first_higher < len(highs):
+                    self._add_lost(partition, offset, value, op.index,
+                                   self._high_polls[partition][first_higher], highs[first_higher])
+                else:
+                    bisect.insort(self._below_reads.setdefault(partition, []), (offset, op.index, value))
+        if offset is not None:
+            self._sequence(op.process, epoch, partition, op.invoke_index, offset, value, op.index)
+
+    def _on_poll(self, op: Op) -> None:
+        reads = op.value
+        partitions = sorted(reads)
+        for partition in partitions:
+            for offset, value in reads[partition]:
+                self._learn(partition, offset, value, op.index)
+        for partition in partitions:
+            pairs = reads[partition]
+            if not pairs:
+                continue
+            observed = self._observed.setdefault(partition, set())
+            for _, value in pairs:
+                self._consumed.add(value)
+                if value not in observed:
+                    observed.add(value)
+                    self._first_read(partition, value)
+            highest = max(offset for offset, _ in pairs)
+            highs = self._high_offsets.setdefault(partition, [])
+            if not highs or highest > highs[-1]:
+                highs.append(highest)
+                self._high_polls.setdefault(partition, []).append(op.index)
+                waiting = self._below_reads.get(partition)
+                if waiting:
+                    cut = bisect.bisect_left(waiting, (highest,))
+                    for offset, send_op, value in waiting[:cut]:
+                        self._add_lost(partition, offset, value, send_op, op.index, highest)
+                    del waiting[:cut]
+            for j in range(len(pairs) - 1):
+                self._pair("int-", (op.index, partition, j), partition, op.process, pairs[j], pairs[j + 1],
+                           (op.index, op.index))
+            last = self._last_read.setdefault(op.process, {})
+            previous = last.get(partition)
+            if previous is not None:
+                self._pair("", (previous[2], op.index, partition), partition, op.process, previous[:2],
+                           pairs[0], (previous[2], op.index))
+            last[partition] = (pairs[-1][0], pairs[-1][1], op.index)
+
+    # ── state updates ────────────────────────────────────────────────────────
+
+    def _learn(self, partition: str, offset: int, value: str, index: int) -> None:
+        """Record that op ``index`` reported ``value`` at ``offset`` of ``partition``."""
+        known = self._known.setdefault(partition, [])
+        i = bisect.bisect_left(known, offset)
+        if i == len(known) or known[i] != offset:
+            if 0 < i < len(known):
+                gaps = self._open_gaps.get(partition)
+                opened = gaps.pop((known[i - 1], known[i]), None) if gaps else None
+                for check in opened or ():
+                    self._skips[check.name].append(check)
+                    self._dirty.add(check.name)
+            known.insert(i, offset)
+        at = self._at.setdefault(partition, {})
+        first = at.get(offset)
+        if first is None:
+            at[offset] = (value, index)
+        elif first[0] != value:
+            values = self._conflicts.setdefault((partition, offset), {first[0]: first[1]})
+            if value not in values:
+                values[value] = index
+                self._found["inconsistent-offsets"][(partition, offset)] = _render_inconsistent(
+                    partition, offset, values, self.context)
+                self._dirty.add("inconsistent-offsets")
+        where = self._where.setdefault(partition, {})
+        placed = where.get(value)
+        if placed is None:
+            where[value] = (offset, index)
+        elif placed[0] != offset:
+            offsets = self._copies.setdefault((partition, value), {placed[0]: placed[1]})
+            if offset not in offsets:
+                offsets[offset] = index
+                self._found["duplicate"][(partition, value)] = _render_duplicate(
+                    partition, value, offsets, self.context)
+                self._dirty.add("duplicate")
+
+    def _first_read(self, partition: str, value: str) -> None:
+        """``value`` was read from ``partition`` for the first time: it is neither lost nor unseen."""
+        for offset, send_op in self._unread.pop((partition, value), ()):
+            del self._unseen[(partition, send_op)]
+            self._unseen_rendered.pop((partition, send_op), None)
+            self._dirty.add("unseen")
+            if offset is None:
+                continue
+            if self._found["lost-write"].pop((partition, send_op), None) is not None:
+                self._dirty.add("lost-write")
+            else:
+                waiting = self._below_reads[partition]
+                del waiting[bisect.bisect_left(waiting, (offset, send_op, value))]
+
+    def _add_lost(self, partition: str, offset: int, value: str, send_op: int, witness_op: int,
+                  witness_offset: int) -> None:
+        self._found["lost-write"][(partition, send_op)] = _render_lost_write(
+            partition, offset, value, send_op, witness_op, witness_offset, self.context)
+        self._dirty.add("lost-write")
+
+    def _pair(self, prefix: str, key: tuple, partition: str, process: str, a: tuple[int, str],
+              b: tuple[int, str], ops: tuple[int, int]) -> None:
+        """Judge two consecutive reads; a forward jump over no known offset is filed as an open gap."""
+        if b[0] <= a[0]:
+            name = prefix + "nonmonotonic-poll"
+            self._found[name][key] = _render_poll_pair(name, partition, process, a[0], a[1], b[0], b[1], ops,
+                                                       (), 0, self.context)
+            self._dirty.add(name)
+            return
+        if b[0] == a[0] + 1:
+            return  # nothing can ever lie between
+        check = _PairCheck(key, prefix + "poll-skip", partition, process, a[0], a[1], b[0], b[1], ops)
+        known = self._known[partition]
+        if bisect.bisect_left(known, b[0]) - bisect.bisect_right(known, a[0]) > 0:
+            self._skips[check.name].append(check)
+            self._dirty.add(check.name)
+        else:  # a and b are adjacent known offsets: file the gap under them
+            self._open_gaps.setdefault(partition, {}).setdefault((a[0], b[0]), []).append(check)
+
+    def _sequence(self, process: str, epoch: int, partition: str, invoke_index: int, offset: int, value: str,
+                  index: int) -> None:
+        """Place an ok send among its producer's sends (invoke order) and re-judge its neighbours."""
+        group = (process, epoch, partition)
+        sends = self._sequences.setdefault(group, [])
+        i = bisect.bisect_left(sends, (invoke_index,))
+        before = sends[i - 1] if i > 0 else None
+        after = sends[i] if i < len(sends) else None
+        found = self._found["nonmonotonic-send"]
+        if before is not None and after is not None and found.pop((group, before[0], after[0]), None):
+            self._dirty.add("nonmonotonic-send")
+        entry = (invoke_index, offset, value, index)
+        sends.insert(i, entry)
+        for earlier, later in ((before, entry), (entry, after)):
+            if earlier is not None and later is not None and later[1] <= earlier[1]:
+                found[(group, earlier[0], later[0])] = _render_nonmonotonic_send(
+                    partition, process, earlier[1:], later[1:], self.context)
+                self._dirty.add("nonmonotonic-send")
+
+    # ── verdicts ─────────────────────────────────────────────────────────────
+
+    def _refresh_skips(self) -> None:
+        """Re-render skips whose partition learned offsets since (the skipped list may have grown)."""
+        for name, checks in self._skips.items():
+            for check in checks:
+                known = self._known[check.partition]
+                if check.known_seen == len(known):
+                    continue
+                check.known_seen = len(known)
+                lo = bisect.bisect_right(known, check.a)
+                count = bisect.bisect_left(known, check.b) - lo
+                if count != check.skipped_count or check.anomaly is None:
+                    check.skipped_count = count
+                    check.anomaly = _render_poll_pair(
+                        name, check.partition, check.process, check.a, check.va, check.b, check.vb, check.ops,
+                        known[lo:lo + min(count, SKIPPED_OFFSETS_SHOWN)], count, self.context)
+                    self._found[name][check.key] = check.anomaly
+                    self._dirty.add(name)
+
+    def _instances(self, name: str) -> tuple[Anomaly, ...]:
+        if name in self._dirty:
+            if name == "unseen":
+                for key in sorted(self._unseen):
+                    if key not in self._unseen_rendered:
+                        offset, value = self._unseen[key]
+                        self._unseen_rendered[key] = _render_unseen(key[0], offset, value, key[1], self.context)
+                found: Iterable[Anomaly] = self._unseen_rendered.values()
+            else:
+                found = self._found[name].values()
+            self._sorted[name] = tuple(sorted(found, key=_sort_key))
+            self._dirty.discard(name)
+        return self._sorted[name]
+
+    def verdict(self, final: bool = False) -> Verdict:
+        """The verdict on everything observed so far; ``final`` judges it as a finished run (adds unseen)."""
+        self._refresh_skips()
+        found = {name: self._instances(name) for name in ANOMALY_NAMES if final or name != "unseen"}
+        return _verdict(found, final, acked=self._acked, consumed=len(self._consumed))
