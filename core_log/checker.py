@@ -494,7 +494,8 @@ def check(ops: Iterable[Op], context: CheckerContext | None = None, final: bool 
     known = {partition: sorted(offsets) for partition, offsets in known_sets.items()}
 
     def between(partition: str, a: int, b: int) -> list[int]:
-        return [k for k in known.get(partition, []) if a < k < b]
+        offsets = known.get(partition, [])
+        return offsets[bisect.bisect_right(offsets, a):bisect.bisect_left(offsets, b)]
 
     observed: set[tuple[str, str]] = set()
     for op in ok_polls:
@@ -648,7 +649,8 @@ class Checker:
         # consumers
         self._last_read: dict[str, dict[str, tuple[int, str, int]]] = {}  # process -> p -> (offset, value, op)
         self._open_gaps: dict[str, dict[tuple[int, int], list[_PairCheck]]] = {}  # p -> adjacent known pair
-        self._skips: dict[str, list[_PairCheck]] = {"poll-skip": [], "int-poll-skip": []}
+        self._skips: dict[str, list[_PairCheck]] = {}  # partition -> pair checks that are skips
+        self._skips_seen: dict[str, int] = {}  # partition -> size of its known offsets at the last refresh
         # results
         self._found: dict[str, dict[Any, Anomaly]] = {name: {} for name in ANOMALY_NAMES if name != "unseen"}
         self._dirty: set[str] = set(ANOMALY_NAMES)
@@ -754,8 +756,7 @@ class Checker:
                 gaps = self._open_gaps.get(partition)
                 opened = gaps.pop((known[i - 1], known[i]), None) if gaps else None
                 for check in opened or ():
-                    self._skips[check.name].append(check)
-                    self._dirty.add(check.name)
+                    self._add_skip(check)
             known.insert(i, offset)
         at = self._at.setdefault(partition, {})
         first = at.get(offset)
@@ -814,8 +815,7 @@ class Checker:
         check = _PairCheck(key, prefix + "poll-skip", partition, process, a[0], a[1], b[0], b[1], ops)
         known = self._known[partition]
         if bisect.bisect_left(known, b[0]) - bisect.bisect_right(known, a[0]) > 0:
-            self._skips[check.name].append(check)
-            self._dirty.add(check.name)
+            self._add_skip(check)
         else:  # a and b are adjacent known offsets: file the gap under them
             self._open_gaps.setdefault(partition, {}).setdefault((a[0], b[0]), []).append(check)
 
@@ -840,11 +840,19 @@ class Checker:
 
     # ── verdicts ─────────────────────────────────────────────────────────────
 
+    def _add_skip(self, check: _PairCheck) -> None:
+        self._skips.setdefault(check.partition, []).append(check)
+        self._skips_seen.pop(check.partition, None)  # render it at the next refresh
+        self._dirty.add(check.name)
+
     def _refresh_skips(self) -> None:
         """Re-render skips whose partition learned offsets since (the skipped list may have grown)."""
-        for name, checks in self._skips.items():
+        for partition, checks in self._skips.items():
+            known = self._known[partition]
+            if self._skips_seen.get(partition) == len(known):
+                continue
+            self._skips_seen[partition] = len(known)
             for check in checks:
-                known = self._known[check.partition]
                 if check.known_seen == len(known):
                     continue
                 check.known_seen = len(known)
@@ -853,10 +861,10 @@ class Checker:
                 if count != check.skipped_count or check.anomaly is None:
                     check.skipped_count = count
                     check.anomaly = _render_poll_pair(
-                        name, check.partition, check.process, check.a, check.va, check.b, check.vb, check.ops,
+                        check.name, partition, check.process, check.a, check.va, check.b, check.vb, check.ops,
                         known[lo:lo + min(count, SKIPPED_OFFSETS_SHOWN)], count, self.context)
-                    self._found[name][check.key] = check.anomaly
-                    self._dirty.add(name)
+                    self._found[check.name][check.key] = check.anomaly
+                    self._dirty.add(check.name)
 
     def _instances(self, name: str) -> tuple[Anomaly, ...]:
         if name in self._dirty:

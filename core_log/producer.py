@@ -109,13 +109,14 @@ class ProducerConfig:
 class SendFuture:
     """The outcome of one ``send()``: pending, then ``ok`` (with offset) or failed (with error)."""
 
-    __slots__ = ("tp", "value", "done", "error", "offset", "maybe_written", "_callbacks", "history_op")
+    __slots__ = ("tp", "value", "done", "error", "cause", "offset", "maybe_written", "_callbacks", "history_op")
 
     def __init__(self, value: bytes | None) -> None:
         self.tp: TopicPartition | None = None
         self.value = value
         self.done = False
         self.error: str | None = None
+        self.cause: str | None = None  # the last retriable error before the producer gave up
         self.offset: int | None = None
         self.maybe_written = False
         self._callbacks: list[Callable[["SendFuture"], None]] = []
@@ -160,6 +161,7 @@ class ProducerBatch:
     maybe_written: bool = False
     encoded: bytes | None = None
     retry_at_ms: int = 0
+    last_error: str | None = None
 
 
 @dataclass
@@ -437,7 +439,7 @@ class Producer:
             self._complete_batch(batch, None)  # written earlier; offset unknown
         elif self._can_retry(batch, error):
             self.stats["retries"] += 1
-            self.last_error = error
+            self.last_error = batch.last_error = error
             batch.retry_at_ms = self.cluster.now_ms() + self.config.retry_backoff_ms
             queue = self._ready.setdefault(batch.tp, deque())
             queue.appendleft(batch)
@@ -475,6 +477,7 @@ class Producer:
         """Give up on a batch: a definite failure unless some attempt may have been written."""
         self.last_error = error
         for pending in batch.records:
+            pending.future.cause = batch.last_error
             self._finish(pending.future, error, None, maybe_written=batch.maybe_written)
 
     def _finish(self, future: SendFuture, error: str | None, offset: int | None, maybe_written: bool) -> None:
