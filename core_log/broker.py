@@ -56,6 +56,7 @@ from core_log.messages import (
     PartitionUpdate,
     ProduceRequest,
     ProduceResponse,
+    StopReplicas,
     TopicPartition,
 )
 from core_log.partition import FollowerState, LeaderState, PendingProduce
@@ -107,7 +108,10 @@ class Broker:
         self.storage.makedirs(self.data_dir)
         for name in self.storage.listdir(self.data_dir):
             tp = _parse_partition_dir(name)
-            if tp is None or tp.topic not in self.cluster.topics:
+            if tp is None:
+                continue
+            if tp.topic not in self.cluster.topics:  # deleted while this broker was down
+                self._delete_dir(os.path.join(self.data_dir, name))
                 continue
             replica = self._open_replica(tp)
             report = replica.log.recovery
@@ -225,9 +229,28 @@ class Broker:
             self._on_metadata(msg, envelope.src)
         elif isinstance(msg, AlterPartitionResponse):
             self._on_alter_partition_response(msg)
+        elif isinstance(msg, StopReplicas):
+            self._stop_replicas(msg.topic)
         elif isinstance(msg, InitProducerIdRequest):
             self._send(envelope.src, InitProducerIdResponse(
                 NONE, self.cluster.controller.allocate_producer_id(), 0, msg.correlation_id))
+
+    def _stop_replicas(self, topic: str) -> None:
+        for tp in sorted(tp for tp in self.replicas if tp.topic == topic):
+            replica = self.replicas.pop(tp)
+            self.leading.pop(tp, None)
+            self.metadata.pop(tp, None)
+            self._fetch_in_flight.pop(tp, None)
+            self._parked.pop(tp, None)
+            replica.log.abandon()
+            self._delete_dir(replica.log.directory)
+        for tp in [tp for tp in self.metadata if tp.topic == topic]:
+            del self.metadata[tp]
+
+    def _delete_dir(self, path: str) -> None:
+        for name in self.storage.listdir(path):
+            self.storage.remove(os.path.join(path, name))
+        self.storage.remove_dir(path)
 
     # ── becoming leader or follower ──────────────────────────────────────────
     def _on_partition_update(self, update: PartitionUpdate) -> None:

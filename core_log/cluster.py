@@ -248,6 +248,15 @@ class Cluster:
                          topic=name, partitions=partitions, replication_factor=replication_factor)
         return topic
 
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic: its partitions disappear and every broker removes the replicas' files."""
+        if name not in self.topics:
+            raise ClusterError(f"no topic {name!r}")
+        del self.topics[name]
+        self.controller.delete_topic(name)
+        self.events.emit(self.now_ms(), "TopicDeleted",
+                         f"Topic {name} deleted: brokers drop its replicas and their segment files.", topic=name)
+
     # ── faults ───────────────────────────────────────────────────────────────
     def broker(self, broker_id: int) -> Broker:
         if broker_id not in self.brokers:

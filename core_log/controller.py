@@ -29,6 +29,7 @@ from core_log.messages import (
     BrokerHeartbeat,
     Envelope,
     PartitionUpdate,
+    StopReplicas,
     TopicPartition,
 )
 
@@ -87,6 +88,8 @@ class Controller:
         for tp in [tp for tp in self.partitions if tp.topic == topic]:
             del self.partitions[tp]
         self.unclean_election.pop(topic, None)
+        for broker_id in self.live_brokers():
+            self.cluster.send(self, f"broker-{broker_id}", StopReplicas(topic))
 
     def allocate_producer_id(self) -> int:
         self._next_producer_id += 1

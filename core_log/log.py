@@ -827,7 +827,15 @@ class Log:
         self._closed = True
 
     def abandon(self) -> None:
-        """Drop the log without a clean shutdown (what a killed process does)."""
+        """Drop the log without a clean shutdown (what a killed process does).
+
+        File handles are released; nothing is flushed and no marker is written, so
+        the next open runs crash recovery. Buffered index entries are lost, as a
+        killed process's would be.
+        """
+        if not self._closed:
+            for seg in self.segments:
+                seg.abandon()
         self._closed = True
 
     def describe(self) -> dict[str, object]:

@@ -78,6 +78,13 @@ class PartitionUpdate:
 
 
 @dataclass(frozen=True)
+class StopReplicas:
+    """The controller tells brokers a topic was deleted: drop its replicas and their files."""
+
+    topic: str
+
+
+@dataclass(frozen=True)
 class AlterPartitionRequest:
     """A leader asks the controller to change the ISR (KIP-497)."""
 

@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterator
 
-from core_log.errors import CorruptRecordError
+from core_log.errors import CoreLogError, CorruptRecordError
 from core_log.index import CorruptIndexError, OffsetIndex, TimeIndex
 from core_log.records import (
     BATCH_HEADER_BYTES,
@@ -326,6 +326,15 @@ class Segment:
         self.log.close()
         self.offset_index.close()
         self.time_index.close()
+
+    def abandon(self) -> None:
+        """Release the file handles without writing anything (a crash)."""
+        for handle in (self.log, self.offset_index._file, self.time_index._file):
+            if handle is not None:
+                try:
+                    handle.close()
+                except CoreLogError:
+                    pass
 
     def delete(self) -> None:
         """Close and remove the segment's three files."""

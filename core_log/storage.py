@@ -78,6 +78,10 @@ class Storage(Protocol):
         """Atomically replace ``dst`` by ``src``."""
         ...
 
+    def remove_dir(self, path: str) -> None:
+        """Remove an empty directory."""
+        ...
+
     def read_file(self, path: str) -> bytes: ...
 
     def write_file_atomic(self, path: str, data: bytes) -> None:
@@ -172,6 +176,12 @@ class FileStorage:
     def rename(self, src: str, dst: str) -> None:
         os.replace(src, dst)
         self._sync_dir(os.path.dirname(dst))
+
+    def remove_dir(self, path: str) -> None:
+        try:
+            os.rmdir(path)
+        except OSError as exc:
+            raise StorageError(f"cannot remove directory {path}: {exc.strerror}") from None
 
     def read_file(self, path: str) -> bytes:
         try:
@@ -340,6 +350,14 @@ class SimStorage:
             raise StorageError(f"no such file: {src}")
         self._require_dir(dst)
         self._files[dst] = inode
+
+    def remove_dir(self, path: str) -> None:
+        path = self._norm(path)
+        if path not in self._dirs:
+            raise StorageError(f"no such directory: {path}")
+        if self.listdir(path):
+            raise StorageError(f"directory not empty: {path}")
+        self._dirs.discard(path)
 
     def read_file(self, path: str) -> bytes:
         inode = self._files.get(self._norm(path))

@@ -279,3 +279,24 @@ def test_file_storage_cluster_writes_real_segment_files(tmp_path):
         assert (tmp_path / f"broker-{b}" / "t-0" / "00000000000000000000.log").stat().st_size > 0
     with pytest.raises(ClusterError, match="power loss needs the simulated disk"):
         c.crash_broker(1, "power_loss")
+
+
+def test_delete_topic_removes_replicas_and_files_even_on_a_down_broker():
+    """Ensure deleting a topic drops its replicas and directories, including on a broker that was down."""
+    c = _cluster()
+    producer = Producer(c, "p1")
+    _send(c, producer, 5)
+    c.crash_broker(3, "kill")
+    c.delete_topic("t")
+    c.run_for(1000)
+    for b in (1, 2):
+        assert not c.brokers[b].replicas and "t-0" not in c.brokers[b].storage.listdir(c.brokers[b].data_dir)
+    c.restart_broker(3)
+    c.run_for(1000)
+    assert "t-0" not in c.brokers[3].storage.listdir(c.brokers[3].data_dir)
+    assert c.events.of_kind("TopicDeleted")
+    with pytest.raises(ClusterError, match="no topic"):
+        c.delete_topic("t")
+    c.create_topic("t", 1, 3)  # the name can be used again
+    c.run_for(1000)
+    assert c.replica(1, T0).log_end_offset == 0
