@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--records", type=_positive_int, default=1_000_000,
                        help="records in the log (default 1,000,000; a multiple of 100)")
     bench.add_argument("--dir", default=None, help="scratch directory (default: a temporary one, removed after)")
+    bench.add_argument("--produce-records", type=_positive_int, default=50_000,
+                       help="records for the cluster produce benchmark (default 50,000)")
+    bench.add_argument("--storage-only", action="store_true", help="skip the cluster benchmarks")
     return parser
 
 
@@ -104,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             print("bench: --records must be a multiple of 100 (batches of 100 records)", file=sys.stderr)
             return 2
         figures = run_storage_bench(records=args.records, scratch_dir=args.dir)
+        if not args.storage_only:
+            from bench.cluster_bench import run_cluster_bench
+
+            figures.update(run_cluster_bench(records=args.produce_records))
         if args.json:
             print(json.dumps(figures, sort_keys=True))
         else:

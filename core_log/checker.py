@@ -362,12 +362,15 @@ class Verdict:
         }
 
 
-def _verdict(found: Mapping[str, Iterable[Anomaly]], final: bool, acked: int, consumed: int) -> Verdict:
+def _verdict(found: Mapping[str, Iterable[Anomaly]], final: bool, acked: int, consumed: int,
+             presorted: bool = False) -> Verdict:
     anomalies: dict[str, tuple[Anomaly, ...]] = {}
     for name in ANOMALY_NAMES:
         if name == "unseen" and not final:
             continue
-        instances = tuple(sorted(found.get(name, ()), key=_sort_key))
+        instances = tuple(found.get(name, ()))
+        if not presorted:
+            instances = tuple(sorted(instances, key=_sort_key))
         if instances:
             anomalies[name] = instances
     return Verdict(valid=not anomalies, anomalies=anomalies,
@@ -595,11 +598,41 @@ def check(ops: Iterable[Op], context: CheckerContext | None = None, final: bool 
 # ── the incremental checker ─────────────────────────────────────────────────
 
 
+class _Found:
+    """One anomaly kind's instances, kept sorted so a verdict only copies them."""
+
+    __slots__ = ("entries", "by_key", "cached")
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[tuple, Any, Anomaly]] = []  # (sort key, instance key, anomaly), sorted
+        self.by_key: dict[Any, tuple[tuple, Any, Anomaly]] = {}
+        self.cached: tuple[Anomaly, ...] | None = ()
+
+    def put(self, key: Any, anomaly: Anomaly) -> None:
+        self.remove(key)
+        entry = (_sort_key(anomaly), key, anomaly)
+        bisect.insort(self.entries, entry)
+        self.by_key[key] = entry
+        self.cached = None
+
+    def remove(self, key: Any) -> bool:
+        entry = self.by_key.pop(key, None)
+        if entry is None:
+            return False
+        del self.entries[bisect.bisect_left(self.entries, entry[:2])]
+        self.cached = None
+        return True
+
+    def instances(self) -> tuple[Anomaly, ...]:
+        if self.cached is None:
+            self.cached = tuple(entry[2] for entry in self.entries)
+        return self.cached
+
+
 class _PairCheck:
     """Two consecutive reads of a partition, kept because a later offset may turn them into a skip."""
 
-    __slots__ = ("key", "name", "partition", "process", "a", "va", "b", "vb", "ops",
-                 "known_seen", "skipped_count", "anomaly")
+    __slots__ = ("key", "name", "partition", "process", "a", "va", "b", "vb", "ops", "skipped_count")
 
     def __init__(self, key: tuple, name: str, partition: str, process: str, a: int, va: str, b: int, vb: str,
                  ops: tuple[int, int]) -> None:
@@ -609,9 +642,7 @@ class _PairCheck:
         self.process = process
         self.a, self.va, self.b, self.vb = a, va, b, vb
         self.ops = ops
-        self.known_seen = -1  # size of the partition's known-offset list when last rendered
-        self.skipped_count = 0
-        self.anomaly: Anomaly | None = None
+        self.skipped_count = 0  # known offsets strictly between a and b when last rendered
 
 
 class Checker:
@@ -645,16 +676,14 @@ class Checker:
         self._unread: dict[tuple[str, str], list[tuple[int | None, int]]] = {}  # (p, v) -> ok sends not yet read
         self._below_reads: dict[str, list[tuple[int, int, str]]] = {}  # unread ok sends at/above the highest read
         self._unseen: dict[tuple[str, int], tuple[int | None, str]] = {}  # (p, send op) -> (offset, value)
-        self._unseen_rendered: dict[tuple[str, int], Anomaly] = {}
         # consumers
         self._last_read: dict[str, dict[str, tuple[int, str, int]]] = {}  # process -> p -> (offset, value, op)
         self._open_gaps: dict[str, dict[tuple[int, int], list[_PairCheck]]] = {}  # p -> adjacent known pair
         self._skips: dict[str, list[_PairCheck]] = {}  # partition -> pair checks that are skips
-        self._skips_seen: dict[str, int] = {}  # partition -> size of its known offsets at the last refresh
+        self._skips_max_b: dict[str, int] = {}  # partition -> highest right end among its skips
+        self._learned_low: dict[str, int] = {}  # partition with skips -> lowest offset learned since last verdict
         # results
-        self._found: dict[str, dict[Any, Anomaly]] = {name: {} for name in ANOMALY_NAMES if name != "unseen"}
-        self._dirty: set[str] = set(ANOMALY_NAMES)
-        self._sorted: dict[str, tuple[Anomaly, ...]] = {name: () for name in ANOMALY_NAMES}
+        self._found: dict[str, _Found] = {name: _Found() for name in ANOMALY_NAMES}  # unseen: rendered lazily
 
     # ── feeding ──────────────────────────────────────────────────────────────
 
@@ -696,7 +725,6 @@ class Checker:
         if value not in self._observed.get(partition, ()):
             self._unread.setdefault((partition, value), []).append((offset, op.index))
             self._unseen[(partition, op.index)] = (offset, value)
-            self._dirty.add("unseen")
             if offset is not None:
                 highs = self._high_offsets.get(partition, [])
                 first_higher = bisect.bisect_right(highs, offset)
@@ -752,12 +780,13 @@ class Checker:
         known = self._known.setdefault(partition, [])
         i = bisect.bisect_left(known, offset)
         if i == len(known) or known[i] != offset:
-            if 0 < i < len(known):
-                gaps = self._open_gaps.get(partition)
-                opened = gaps.pop((known[i - 1], known[i]), None) if gaps else None
-                for check in opened or ():
-                    self._add_skip(check)
+            gaps = self._open_gaps.get(partition) if 0 < i < len(known) else None
+            opened = gaps.pop((known[i - 1], known[i]), None) if gaps else None
             known.insert(i, offset)
+            if partition in self._skips and offset < self._learned_low.get(partition, offset + 1):
+                self._learned_low[partition] = offset
+            for check in opened or ():
+                self._add_skip(check)
         at = self._at.setdefault(partition, {})
         first = at.get(offset)
         if first is None:
@@ -766,9 +795,8 @@ class Checker:
             values = self._conflicts.setdefault((partition, offset), {first[0]: first[1]})
             if value not in values:
                 values[value] = index
-                self._found["inconsistent-offsets"][(partition, offset)] = _render_inconsistent(
-                    partition, offset, values, self.context)
-                self._dirty.add("inconsistent-offsets")
+                self._found["inconsistent-offsets"].put((partition, offset), _render_inconsistent(
+                    partition, offset, values, self.context))
         where = self._where.setdefault(partition, {})
         placed = where.get(value)
         if placed is None:
@@ -777,38 +805,32 @@ class Checker:
             offsets = self._copies.setdefault((partition, value), {placed[0]: placed[1]})
             if offset not in offsets:
                 offsets[offset] = index
-                self._found["duplicate"][(partition, value)] = _render_duplicate(
-                    partition, value, offsets, self.context)
-                self._dirty.add("duplicate")
+                self._found["duplicate"].put((partition, value), _render_duplicate(
+                    partition, value, offsets, self.context))
 
     def _first_read(self, partition: str, value: str) -> None:
         """``value`` was read from ``partition`` for the first time: it is neither lost nor unseen."""
         for offset, send_op in self._unread.pop((partition, value), ()):
             del self._unseen[(partition, send_op)]
-            self._unseen_rendered.pop((partition, send_op), None)
-            self._dirty.add("unseen")
+            self._found["unseen"].remove((partition, send_op))
             if offset is None:
                 continue
-            if self._found["lost-write"].pop((partition, send_op), None) is not None:
-                self._dirty.add("lost-write")
-            else:
+            if not self._found["lost-write"].remove((partition, send_op)):
                 waiting = self._below_reads[partition]
                 del waiting[bisect.bisect_left(waiting, (offset, send_op, value))]
 
     def _add_lost(self, partition: str, offset: int, value: str, send_op: int, witness_op: int,
                   witness_offset: int) -> None:
-        self._found["lost-write"][(partition, send_op)] = _render_lost_write(
-            partition, offset, value, send_op, witness_op, witness_offset, self.context)
-        self._dirty.add("lost-write")
+        self._found["lost-write"].put((partition, send_op), _render_lost_write(
+            partition, offset, value, send_op, witness_op, witness_offset, self.context))
 
     def _pair(self, prefix: str, key: tuple, partition: str, process: str, a: tuple[int, str],
               b: tuple[int, str], ops: tuple[int, int]) -> None:
         """Judge two consecutive reads; a forward jump over no known offset is filed as an open gap."""
         if b[0] <= a[0]:
             name = prefix + "nonmonotonic-poll"
-            self._found[name][key] = _render_poll_pair(name, partition, process, a[0], a[1], b[0], b[1], ops,
-                                                       (), 0, self.context)
-            self._dirty.add(name)
+            self._found[name].put(key, _render_poll_pair(name, partition, process, a[0], a[1], b[0], b[1], ops,
+                                                         (), 0, self.context))
             return
         if b[0] == a[0] + 1:
             return  # nothing can ever lie between
@@ -828,60 +850,53 @@ class Checker:
         before = sends[i - 1] if i > 0 else None
         after = sends[i] if i < len(sends) else None
         found = self._found["nonmonotonic-send"]
-        if before is not None and after is not None and found.pop((group, before[0], after[0]), None):
-            self._dirty.add("nonmonotonic-send")
+        if before is not None and after is not None:
+            found.remove((group, before[0], after[0]))
         entry = (invoke_index, offset, value, index)
         sends.insert(i, entry)
         for earlier, later in ((before, entry), (entry, after)):
             if earlier is not None and later is not None and later[1] <= earlier[1]:
-                found[(group, earlier[0], later[0])] = _render_nonmonotonic_send(
-                    partition, process, earlier[1:], later[1:], self.context)
-                self._dirty.add("nonmonotonic-send")
+                found.put((group, earlier[0], later[0]), _render_nonmonotonic_send(
+                    partition, process, earlier[1:], later[1:], self.context))
 
     # ── verdicts ─────────────────────────────────────────────────────────────
 
     def _add_skip(self, check: _PairCheck) -> None:
         self._skips.setdefault(check.partition, []).append(check)
-        self._skips_seen.pop(check.partition, None)  # render it at the next refresh
-        self._dirty.add(check.name)
+        self._skips_max_b[check.partition] = max(check.b, self._skips_max_b.get(check.partition, check.b))
+        self._render_skip(check, self._known[check.partition])
+
+    def _render_skip(self, check: _PairCheck, known: list[int]) -> None:
+        lo = bisect.bisect_right(known, check.a)
+        count = bisect.bisect_left(known, check.b) - lo
+        if count != check.skipped_count:
+            check.skipped_count = count
+            self._found[check.name].put(check.key, _render_poll_pair(
+                check.name, check.partition, check.process, check.a, check.va, check.b, check.vb, check.ops,
+                known[lo:lo + min(count, SKIPPED_OFFSETS_SHOWN)], count, self.context))
 
     def _refresh_skips(self) -> None:
-        """Re-render skips whose partition learned offsets since (the skipped list may have grown)."""
-        for partition, checks in self._skips.items():
-            known = self._known[partition]
-            if self._skips_seen.get(partition) == len(known):
-                continue
-            self._skips_seen[partition] = len(known)
-            for check in checks:
-                if check.known_seen == len(known):
-                    continue
-                check.known_seen = len(known)
-                lo = bisect.bisect_right(known, check.a)
-                count = bisect.bisect_left(known, check.b) - lo
-                if count != check.skipped_count or check.anomaly is None:
-                    check.skipped_count = count
-                    check.anomaly = _render_poll_pair(
-                        check.name, partition, check.process, check.a, check.va, check.b, check.vb, check.ops,
-                        known[lo:lo + min(count, SKIPPED_OFFSETS_SHOWN)], count, self.context)
-                    self._found[check.name][check.key] = check.anomaly
-                    self._dirty.add(check.name)
+        """Re-render skips that offsets learned since the last verdict may lie inside."""
+        for partition in sorted(self._learned_low):
+            lowest = self._learned_low[partition]
+            if lowest < self._skips_max_b[partition]:
+                known = self._known[partition]
+                for check in self._skips[partition]:
+                    if check.b > lowest:
+                        self._render_skip(check, known)
+        self._learned_low.clear()
 
     def _instances(self, name: str) -> tuple[Anomaly, ...]:
-        if name in self._dirty:
-            if name == "unseen":
-                for key in sorted(self._unseen):
-                    if key not in self._unseen_rendered:
-                        offset, value = self._unseen[key]
-                        self._unseen_rendered[key] = _render_unseen(key[0], offset, value, key[1], self.context)
-                found: Iterable[Anomaly] = self._unseen_rendered.values()
-            else:
-                found = self._found[name].values()
-            self._sorted[name] = tuple(sorted(found, key=_sort_key))
-            self._dirty.discard(name)
-        return self._sorted[name]
+        found = self._found[name]
+        if name == "unseen" and len(found.by_key) != len(self._unseen):
+            for key in sorted(self._unseen):
+                if key not in found.by_key:
+                    offset, value = self._unseen[key]
+                    found.put(key, _render_unseen(key[0], offset, value, key[1], self.context))
+        return found.instances()
 
     def verdict(self, final: bool = False) -> Verdict:
         """The verdict on everything observed so far; ``final`` judges it as a finished run (adds unseen)."""
         self._refresh_skips()
         found = {name: self._instances(name) for name in ANOMALY_NAMES if final or name != "unseen"}
-        return _verdict(found, final, acked=self._acked, consumed=len(self._consumed))
+        return _verdict(found, final, acked=self._acked, consumed=len(self._consumed), presorted=True)

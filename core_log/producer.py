@@ -273,8 +273,8 @@ class Producer:
         batch.size_bytes += pending.size_bytes
         if batch.size_bytes >= self.config.batch_size:
             self._close_open(tp)
-        if self.config.linger_ms == 0:
-            self._close_open(tp)
+        # With linger_ms=0 the batch stays open until the sender can take it: records that
+        # arrive while earlier requests are in flight join it (Kafka batches the same way).
         self._schedule_drain()
 
     def _linger_expired(self, batch: ProducerBatch) -> None:
@@ -318,6 +318,10 @@ class Producer:
             self._init_producer_id()
             return
         now = self.cluster.now_ms()
+        for tp in sorted(self._open):  # open batches whose linger has passed are ready to go
+            batch = self._open[tp]
+            if now - batch.created_ms >= self.config.linger_ms and not self._ready.get(tp):
+                self._close_open(tp)
         for tp in sorted(self._ready):
             queue = self._ready[tp]
             while queue:

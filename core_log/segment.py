@@ -21,6 +21,7 @@ indexes are rebuilt during the walk.
 
 from __future__ import annotations
 
+import bisect
 import os
 import struct
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ INDEX_SUFFIX = ".index"
 TIMEINDEX_SUFFIX = ".timeindex"
 #: Bytes read from the file at a time when scanning batches.
 READ_CHUNK_BYTES = 1 << 20
+#: Recent appends whose positions a segment remembers in memory (see Segment._scan_start).
+TAIL_ENTRIES_MAX = 4096
 
 _LENGTH = struct.Struct(">i")
 
@@ -96,6 +99,11 @@ class Segment:
         self.offset_of_max_timestamp = base_offset
         self.first_batch_max_timestamp_ms: int | None = None  # drives segment.ms rolls
         self._bytes_since_index_entry = 0
+        # In memory only: where each recent append started. Readers mostly ask for the
+        # newest offsets (followers and consumers at the tail); this finds them without
+        # scanning forward from the last sparse index entry. Bounded; rebuilt never.
+        self._tail_offsets: list[int] = []  # first offset of each recent append
+        self._tail_positions: list[int] = []
 
     # ── facts ──
     @property
@@ -119,6 +127,10 @@ class Segment:
             self.max_timestamp_ms = max_timestamp_ms
             self.offset_of_max_timestamp = offset_of_max_timestamp
         position = self.log.append(data)
+        self._tail_offsets.append(self.next_offset)  # every earlier batch ends below it
+        self._tail_positions.append(position)
+        if len(self._tail_offsets) > TAIL_ENTRIES_MAX:
+            del self._tail_offsets[: TAIL_ENTRIES_MAX // 2], self._tail_positions[: TAIL_ENTRIES_MAX // 2]
         if self._bytes_since_index_entry > self.index_interval_bytes:
             self.offset_index.append(last_offset, position)
             self.time_index.maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp)
@@ -169,6 +181,13 @@ class Segment:
             yield position, batch
             position += batch.size_bytes
 
+    def _scan_start(self, offset: int) -> int:
+        """A byte position before which every batch ends below ``offset``."""
+        tail = self._tail_offsets
+        if tail and offset >= tail[0]:
+            return self._tail_positions[bisect.bisect_right(tail, offset) - 1]
+        return self.offset_index.lookup(offset)
+
     def read(self, start_offset: int, max_bytes: int, end_offset: int) -> list[RecordBatch]:
         """Whole batches holding offsets ≥ ``start_offset`` and ending below ``end_offset``.
 
@@ -177,7 +196,7 @@ class Segment:
         """
         out: list[RecordBatch] = []
         total = 0
-        for batch in self.batches(self.offset_index.lookup(start_offset)):
+        for batch in self.batches(self._scan_start(start_offset)):
             if batch.last_offset < start_offset:
                 continue
             if batch.last_offset >= end_offset:
@@ -259,6 +278,7 @@ class Segment:
 
     def recover(self, *, check_crc: bool = True) -> SegmentRecovery:
         """Validate every batch, rebuild the indexes, cut off an invalid tail."""
+        self._tail_offsets, self._tail_positions = [], []
         self.offset_index.reset()
         self.time_index.reset()
         self.next_offset = self.base_offset
@@ -309,12 +329,14 @@ class Segment:
         A batch that straddles ``offset`` goes whole (batches are atomic on disk).
         """
         cut = None
-        for position, batch in self.batches_with_positions(self.offset_index.lookup(offset)):
+        for position, batch in self.batches_with_positions(self._scan_start(offset)):
             if batch.last_offset >= offset:
                 cut = position
                 break
         if cut is None:
             return 0
+        keep = bisect.bisect_left(self._tail_positions, cut)
+        del self._tail_offsets[keep:], self._tail_positions[keep:]
         removed = self.size_bytes - cut
         self.log.truncate(cut)
         self.offset_index.truncate_to_position(cut)
