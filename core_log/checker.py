@@ -55,11 +55,13 @@ Differences from Kafka/Jepsen:
 * Jepsen turns offsets into a dense *index* by picking one value per offset
   (nondeterministically when offsets conflict). We keep raw offsets and count
   known offsets between them instead, so conflicts never change a verdict.
-* ``lost-write`` compares the acknowledged offset with the highest offset any
-  ok poll read; Jepsen bounds by the earliest index of the highest value read.
-  The two differ only when a value was read at two offsets (a ``duplicate``,
-  reported anyway). Only ok sends can be lost here: an ``info`` send counts as
-  written only once a poll observed it, and then it was not lost.
+* ``lost-write`` needs an ok poll that read an offset strictly above the
+  acknowledged one; Jepsen bounds by the earliest index of the highest value
+  read and also counts other values at that very index. The two differ only
+  where offsets conflict or a value sits twice in the log, and then
+  ``inconsistent-offsets`` or ``duplicate`` is reported anyway. Only ok sends
+  can be lost here: an ``info`` send counts as written only once a poll
+  observed it, and then it was not lost.
 * ``nonmonotonic-send`` compares a producer's consecutive *ok* sends to a
   partition in invoke order, using their acknowledged offsets; Jepsen also
   places ``info`` sends via the version order. A producer ``crash`` starts a
@@ -71,7 +73,7 @@ Differences from Kafka/Jepsen:
 * Successive polls of a consumer are taken in completion order. Polls that
   end ``fail`` or ``info`` carry no reads and are ignored.
 * ``unseen`` is reported per acknowledged message (Jepsen: counts per key over
-  time) and includes values that are also ``lost-write``\\ s.
+  time) and, as in Jepsen, includes values also reported as lost writes.
 * ``op_indexes`` name completion ops (their ``invoke_index`` leads to the
   invoke). For ``inconsistent-offsets`` and ``duplicate`` they name, for each
   value (offset), the first op that reported it, so an anomaly stays put
@@ -106,8 +108,8 @@ DEFINITIONS: dict[str, str] = {
         "One record appears at more than one offset of a partition: the leader appended it twice, "
         "usually because a producer retried a batch the broker did not recognise as a retry."),
     "inconsistent-offsets": (
-        "Clients disagree about which record sits at one offset of a partition: a leader's log was "
-        "truncated below what it had acknowledged or served, and the offset was reused for another record."),
+        "Clients disagree about which record sits at one offset of a partition: a leader's log was truncated "
+        "below what it had acknowledged or served up to its high watermark (HW), and the offset was reused."),
     "int-nonmonotonic-poll": (
         "Within one poll, a consumer's consecutive records from a partition went backwards or repeated "
         "an offset, although a fetch returns each partition's log in offset order."),
@@ -115,8 +117,8 @@ DEFINITIONS: dict[str, str] = {
         "Within one poll, a consumer's consecutive records from a partition jumped over offsets that "
         "other clients saw in that partition's log."),
     "lost-write": (
-        "A record the leader acknowledged (as strongly as the producer's acks asked) is gone: consumers "
-        "read past its offset, yet none ever received it."),
+        "A record the leader acknowledged (with acks=1 once it had it, with acks=all once every ISR member "
+        "had it) is gone: consumers read past its offset, yet none ever received it."),
     "nonmonotonic-poll": (
         "A consumer's next poll started at or before an offset it had already read, without an assign or "
         "restart: its fetch position moved backwards."),
@@ -601,17 +603,20 @@ def check(ops: Iterable[Op], context: CheckerContext | None = None, final: bool 
 class _Found:
     """One anomaly kind's instances, kept sorted so a verdict only copies them."""
 
-    __slots__ = ("entries", "by_key", "cached")
+    __slots__ = ("order", "anomalies", "by_key", "cached")
 
     def __init__(self) -> None:
-        self.entries: list[tuple[tuple, Any, Anomaly]] = []  # (sort key, instance key, anomaly), sorted
-        self.by_key: dict[Any, tuple[tuple, Any, Anomaly]] = {}
+        self.order: list[tuple[tuple, Any]] = []  # (sort key, instance key), sorted
+        self.anomalies: list[Anomaly] = []  # in the same order
+        self.by_key: dict[Any, tuple[tuple, Any]] = {}
         self.cached: tuple[Anomaly, ...] | None = ()
 
     def put(self, key: Any, anomaly: Anomaly) -> None:
         self.remove(key)
-        entry = (_sort_key(anomaly), key, anomaly)
-        bisect.insort(self.entries, entry)
+        entry = (_sort_key(anomaly), key)
+        i = bisect.bisect_left(self.order, entry)
+        self.order.insert(i, entry)
+        self.anomalies.insert(i, anomaly)
         self.by_key[key] = entry
         self.cached = None
 
@@ -619,13 +624,15 @@ class _Found:
         entry = self.by_key.pop(key, None)
         if entry is None:
             return False
-        del self.entries[bisect.bisect_left(self.entries, entry[:2])]
+        i = bisect.bisect_left(self.order, entry)
+        del self.order[i]
+        del self.anomalies[i]
         self.cached = None
         return True
 
     def instances(self) -> tuple[Anomaly, ...]:
         if self.cached is None:
-            self.cached = tuple(entry[2] for entry in self.entries)
+            self.cached = tuple(self.anomalies)
         return self.cached
 
 
@@ -649,10 +656,11 @@ class Checker:
     """Consumes a history op by op and can give a verdict at any moment.
 
     ``observe`` must see every op once, in index order (subscribe it to a
-    ``History``, with ``replay=True`` if the history already has ops). Each
-    op costs O(log n) per record it carries, plus the (rare) work of any
-    anomaly it creates; ``verdict`` costs O(number of anomalies) at worst and
-    rebuilds only the anomaly kinds that changed since the last call.
+    ``History``, with ``replay=True`` if the history already has ops). An op
+    costs O(log n) per record it carries, plus the work of any anomaly it
+    creates. ``verdict`` re-renders only skips that a newly learned offset may
+    lie inside, and copies the (already sorted) instances of the kinds that
+    changed since the last call; with no anomalies it is O(1).
     """
 
     def __init__(self, context: CheckerContext | None = None) -> None:
@@ -674,7 +682,7 @@ class Checker:
         self._high_offsets: dict[str, list[int]] = {}  # each new highest offset read, ascending
         self._high_polls: dict[str, list[int]] = {}  # the poll that read it
         self._unread: dict[tuple[str, str], list[tuple[int | None, int]]] = {}  # (p, v) -> ok sends not yet read
-        self._below_reads: dict[str, list[tuple[int, int, str]]] = {}  # unread ok sends at/above the highest read
+        self._not_passed: dict[str, list[tuple[int, int, str]]] = {}  # unread ok sends no poll has read past yet
         self._unseen: dict[tuple[str, int], tuple[int | None, str]] = {}  # (p, send op) -> (offset, value)
         # consumers
         self._last_read: dict[str, dict[str, tuple[int, str, int]]] = {}  # process -> p -> (offset, value, op)
@@ -732,7 +740,7 @@ class Checker:
                     self._add_lost(partition, offset, value, op.index,
                                    self._high_polls[partition][first_higher], highs[first_higher])
                 else:
-                    bisect.insort(self._below_reads.setdefault(partition, []), (offset, op.index, value))
+                    bisect.insort(self._not_passed.setdefault(partition, []), (offset, op.index, value))
         if offset is not None:
             self._sequence(op.process, epoch, partition, op.invoke_index, offset, value, op.index)
 
@@ -757,7 +765,7 @@ class Checker:
             if not highs or highest > highs[-1]:
                 highs.append(highest)
                 self._high_polls.setdefault(partition, []).append(op.index)
-                waiting = self._below_reads.get(partition)
+                waiting = self._not_passed.get(partition)
                 if waiting:
                     cut = bisect.bisect_left(waiting, (highest,))
                     for offset, send_op, value in waiting[:cut]:
@@ -816,7 +824,7 @@ class Checker:
             if offset is None:
                 continue
             if not self._found["lost-write"].remove((partition, send_op)):
-                waiting = self._below_reads[partition]
+                waiting = self._not_passed[partition]
                 del waiting[bisect.bisect_left(waiting, (offset, send_op, value))]
 
     def _add_lost(self, partition: str, offset: int, value: str, send_op: int, witness_op: int,

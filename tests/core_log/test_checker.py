@@ -307,7 +307,8 @@ def test_unseen_only_in_final_verdicts():
     assert run.verdict(final=False).valid
     (anomaly,) = only(run.verdict(final=True), "unseen")
     assert facts(anomaly) == ("unseen", X, (1,), ("b",), (send_b.index,))
-    assert anomaly.explanation == "Value b was acknowledged at offset 1 of machine.telemetry-3, but no consumer ever read it."
+    assert anomaly.explanation == (
+        "Value b was acknowledged at offset 1 of machine.telemetry-3, but no consumer ever read it.")
     run.poll({X: [(1, "b")]})
     final = run.verdict(final=True)
     assert final.valid and (final.acked, final.consumed) == (2, 2)
