@@ -324,6 +324,32 @@ class Cluster:
         self.clients[client.node_id] = client
         self.network.register(client)
 
+    def attach_checker(self, checker: Any, interval_ms: int = 250) -> None:
+        """Feed every history op to ``checker`` and narrate new anomalies as ``AnomalyDetected`` events.
+
+        The verdict is taken every ``interval_ms`` of simulated time (not after every op),
+        so a burst of one anomaly is one event that says how many instances appeared.
+        """
+        self.checker = checker
+        self.history.subscribe(checker.observe, replay=True)
+        reported: dict[str, int] = {}
+
+        def report() -> None:
+            verdict = checker.verdict()
+            for name in sorted(verdict.counts):
+                count = verdict.counts[name]
+                if count > reported.get(name, 0):
+                    newest = verdict.anomalies[name][-1]
+                    more = count - reported.get(name, 0)
+                    self.events.emit(self.now_ms(), "AnomalyDetected",
+                                     f"Checker: {name} ({more} new, {count} in all). {newest.explanation} "
+                                     f"Likely cause: {newest.likely_cause}",
+                                     anomaly=name, count=count, partition=newest.partition,
+                                     offsets=list(newest.offsets), values=list(newest.values))
+                    reported[name] = count
+
+        self._every(interval_ms, report)
+
     def history_invoke(self, process: str, f: str, value: Any) -> Op:
         return self.history.invoke(process, f, value, self.now_ms())
 

@@ -71,7 +71,7 @@ class Run:
             min_insync_replicas=topic.min_insync_replicas, replication_factor=topic.replication_factor,
             unclean_leader_election=topic.unclean_leader_election,
             flush_messages_never=topic.log_config.flush_messages >= (1 << 62)))
-        c.history.subscribe(self.checker.observe)
+        c.attach_checker(self.checker)
         c.run_for(1000)
         self.producers = [Producer(c, f"producer-{i + 1}", pc) for i in range(self.w.producers)]
         self.tps = [TopicPartition(TOPIC, p) for p in range(self.w.partitions)]

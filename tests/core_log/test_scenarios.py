@@ -58,3 +58,17 @@ def test_simulate_cli_prints_the_design_contract():
     bad_seed = subprocess.run([sys.executable, "-m", "core_log", "simulate", "--scenario", "nope", "--seed", "x"],
                               cwd=ROOT, capture_output=True, text=True)
     assert bad_seed.returncode == 2 and "whole number" in bad_seed.stderr
+
+
+def test_anomalies_are_narrated_on_the_timeline():
+    """Ensure the checker's findings appear as AnomalyDetected events with the explanation and cause."""
+    from core_log.sim import Run
+
+    run = Run(SCENARIOS["acks1-leader-crash"], 1)
+    result = run.execute()
+    detected = run.cluster.events.of_kind("AnomalyDetected")
+    names = {e.fields["anomaly"] for e in detected}
+    assert "lost-write" in names and names <= set(result["anomalies"])
+    lost = next(e for e in detected if e.fields["anomaly"] == "lost-write")
+    assert "acks=1" in lost.text and lost.fields["partition"].startswith("jepsen-")
+    assert run.cluster.events.of_kind("RecordsTruncated")  # the old leader cut the orphaned records
