@@ -27,7 +27,7 @@ from typing import Any, Callable
 from core_log.broker import Broker
 from core_log.clock import SimClock
 from core_log.controller import Controller
-from core_log.errors import ConfigError, CoreLogError
+from core_log.errors import ConfigError, CoreLogError, require_int
 from core_log.events import EventLog
 from core_log.history import History, Op
 from core_log.log import LogConfig
@@ -83,9 +83,7 @@ class ClusterConfig:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1 or value > 24 * 3600 * 1000:
-                raise ConfigError(f"{f.name} must be a whole number of ms in [1, 86400000], got {value!r}")
+            require_int(f.name, getattr(self, f.name), 1, 24 * 3600 * 1000)
 
 
 @dataclass

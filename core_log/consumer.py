@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from core_log.errors import ConfigError, CorruptRecordError
+from core_log.errors import ConfigError, CorruptRecordError, require_int
 from core_log.messages import (
     METADATA_ERRORS,
     NONE,
@@ -58,9 +58,7 @@ class ConsumerConfig:
         for name, low, high in (("fetch_max_bytes", 1, 64 * 1024 * 1024), ("fetch_max_wait_ms", 0, 60_000),
                                 ("request_timeout_ms", 1, 3_600_000), ("retry_backoff_ms", 0, 60_000),
                                 ("poll_interval_ms", 1, 60_000)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ConfigError(f"{name} must be a whole number in [{low}, {high}], got {value!r}")
+            require_int(name, getattr(self, name), low, high)
 
 
 class Consumer:

@@ -91,3 +91,9 @@ class ConfigError(CoreLogError, ValueError):
     """A configuration value is missing, of the wrong type or out of its named range."""
 
     kafka_name = "INVALID_CONFIG"
+
+
+def require_int(name: str, value: object, low: int, high: int) -> None:
+    """Raise ConfigError unless ``value`` is a whole number (not a bool) in [low, high]."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{name} must be a whole number in [{low}, {high}], got {value!r}")

@@ -60,6 +60,7 @@ from core_log.errors import (
     LogClosedError,
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
+    require_int,
 )
 from core_log.records import (
     NO_TIMESTAMP,
@@ -116,9 +117,7 @@ class LogConfig:
             "max_batch_bytes": (61, (1 << 31) - 1),
         }
         for name, (low, high) in limits.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+            require_int(name, getattr(self, name), low, high)
         if self.cleanup_policy not in CLEANUP_POLICIES:
             raise ConfigError(f"cleanup_policy must be one of {CLEANUP_POLICIES}, got {self.cleanup_policy!r}")
         ratio = self.min_cleanable_dirty_ratio

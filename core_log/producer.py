@@ -36,10 +36,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from core_log.errors import ConfigError
+from core_log.errors import ConfigError, require_int
 from core_log.messages import (
     DUPLICATE_SEQUENCE_NUMBER,
-    INVALID_PRODUCER_EPOCH,
     METADATA_ERRORS,
     NONE,
     NOT_ENOUGH_REPLICAS_AFTER_APPEND,
@@ -88,9 +87,7 @@ class ProducerConfig:
                                 ("max_in_flight_requests_per_connection", 1, 100), ("retries", 0, 2147483647),
                                 ("retry_backoff_ms", 0, 60_000), ("request_timeout_ms", 1, 3_600_000),
                                 ("delivery_timeout_ms", 1, 86_400_000), ("metadata_max_age_ms", 1, 86_400_000)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ConfigError(f"{name} must be a whole number in [{low}, {high}], got {value!r}")
+            require_int(name, getattr(self, name), low, high)
         if self.delivery_timeout_ms < self.linger_ms + self.request_timeout_ms:
             raise ConfigError("delivery_timeout_ms must be at least linger_ms + request_timeout_ms (Kafka's rule)")
         if self.enable_idempotence:
