@@ -26,6 +26,7 @@ from core_log.producer import Producer
 
 PARTITIONS = 6
 VALUE = b"v" * 200
+_MOCKAFKA_RUNS = [0]
 
 
 def _keys(count: int) -> list[bytes]:
@@ -58,13 +59,16 @@ def mockafka_throughput(records: int) -> float | None:
         from mockafka.admin_client import FakeAdminClientImpl, NewTopic
     except ImportError:
         return None
-    FakeAdminClientImpl().create_topics([NewTopic(topic="bench-mockafka", num_partitions=PARTITIONS)])
+    # mockafka keeps one process-wide store: a fresh topic name per call.
+    _MOCKAFKA_RUNS[0] += 1
+    topic = f"bench-mockafka-{_MOCKAFKA_RUNS[0]}"
+    FakeAdminClientImpl().create_topics([NewTopic(topic=topic, num_partitions=PARTITIONS)])
     producer = FakeProducer()
     keys = _keys(records)
     partitions = [partition_for_key(k, PARTITIONS) for k in keys]
     start = time.perf_counter()
     for key, partition in zip(keys, partitions):
-        producer.produce("bench-mockafka", value=VALUE, key=key, partition=partition)
+        producer.produce(topic, value=VALUE, key=key, partition=partition)
     return records / (time.perf_counter() - start)
 
 

@@ -56,12 +56,14 @@ from core_log.messages import (
     TopicPartition,
 )
 from core_log.partitioner import StickyPartitioner, partition_for_key
-from core_log.records import Header, Record, encode_batch, varint_size
+from core_log.records import Header, Record, encode_batch
 
 if TYPE_CHECKING:
     from core_log.cluster import Cluster
 
 MAX_PENDING_SENDS = 1_000_000  # records a producer holds before send() refuses
+KEY_PARTITION_CACHE_MAX = 100_000  # distinct (topic, partition count, key) partition choices remembered
+RECORD_OVERHEAD_MAX_BYTES = 21  # record length, attributes, timestamp/offset deltas, key/value lengths
 MAX_VALUE_BYTES = 1024 * 1024
 
 
@@ -184,6 +186,8 @@ class Producer:
         self.num_partitions: dict[str, int] = {}
         self._metadata_pending = False
         self._metadata_fetched_ms = -1
+        self._key_partitions: dict[tuple[str, int, bytes], int] = {}  # murmur2 is pure: remember it
+        self._tps: dict[tuple[str, int], TopicPartition] = {}
         self._waiting: deque[tuple[str, bytes | None, bytes | None, tuple[Header, ...], int | None, SendFuture]] = deque()
         self._open: dict[TopicPartition, ProducerBatch] = {}
         self._ready: dict[TopicPartition, deque[ProducerBatch]] = {}
@@ -219,7 +223,7 @@ class Producer:
         future = SendFuture(value)
         self.stats["sent"] += 1
         self.stats["pending"] += 1
-        self._waiting.append((topic, key, value, tuple(headers or ()), partition, future))
+        self._waiting.append((topic, key, value, tuple(headers) if headers else (), partition, future))
         self._place_waiting()
         return future
 
@@ -242,12 +246,21 @@ class Producer:
                 return
             self._waiting.popleft()
             if partition is None:
-                partition = partition_for_key(key, count) if key is not None else self.sticky.partition(topic, count)
+                if key is None:
+                    partition = self.sticky.partition(topic, count)
+                else:
+                    partition = self._key_partitions.get((topic, count, key))
+                    if partition is None:
+                        partition = partition_for_key(key, count)
+                        if len(self._key_partitions) < KEY_PARTITION_CACHE_MAX:
+                            self._key_partitions[(topic, count, key)] = partition
             elif not 0 <= partition < count:
                 self.stats["pending"] -= 1
                 future._complete("UNKNOWN_TOPIC_OR_PARTITION", None)
                 continue
-            tp = TopicPartition(topic, partition)
+            tp = self._tps.get((topic, partition))
+            if tp is None:
+                tp = self._tps[(topic, partition)] = TopicPartition(topic, partition)
             future.tp = tp
             if self.record_history:
                 future.history_op = self.cluster.history_invoke(self.node_id, "send",
@@ -583,10 +596,15 @@ class Producer:
 
 
 def _record_size(key: bytes | None, value: bytes | None, headers: tuple[Header, ...]) -> int:
-    body = 1 + 1 + 1 + (1 if key is None else varint_size(len(key)) + len(key))
-    body += 1 if value is None else varint_size(len(value)) + len(value)
-    body += 1 + sum(len(k) + (len(v) if v else 0) + 2 for k, v in headers)
-    return body + varint_size(body)
+    """An upper bound of the record's encoded size, as Kafka's accumulator estimates it.
+
+    Lengths, deltas and attributes take at most ``RECORD_OVERHEAD_MAX_BYTES``; headers add
+    their bytes plus up to 10 bytes of lengths each.
+    """
+    size = RECORD_OVERHEAD_MAX_BYTES + (len(key) if key else 0) + (len(value) if value else 0)
+    for k, v in headers:
+        size += len(k) + (len(v) if v else 0) + 10
+    return size
 
 
 def _text(value: bytes | None) -> str:

@@ -192,8 +192,14 @@ def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 def _encode_record(out: bytearray, rec: Record, base_offset: int, base_timestamp_ms: int) -> None:
     body = bytearray(b"\x00")  # record attributes: unused, always 0
-    write_varint(body, rec.timestamp_ms - base_timestamp_ms)
-    write_varint(body, rec.offset - base_offset)
+    ts_delta = rec.timestamp_ms - base_timestamp_ms
+    offset_delta = rec.offset - base_offset
+    if 0 <= ts_delta < 64 and 0 <= offset_delta < 64:  # the common case: one byte each
+        body.append(ts_delta << 1)
+        body.append(offset_delta << 1)
+    else:
+        write_varint(body, ts_delta)
+        write_varint(body, offset_delta)
     if rec.key is None:
         body.append(1)  # zig-zag(-1)
     else:
@@ -204,6 +210,11 @@ def _encode_record(out: bytearray, rec: Record, base_offset: int, base_timestamp
     else:
         write_varint(body, len(rec.value))
         body += rec.value
+    if not rec.headers:
+        body.append(0)
+        write_varint(out, len(body))
+        out += body
+        return
     write_varint(body, len(rec.headers))
     for hkey, hvalue in rec.headers:
         hkey_bytes = hkey.encode("utf-8")
