@@ -216,24 +216,16 @@ class Broker:
 
     # ── dispatch ─────────────────────────────────────────────────────────────
     def receive(self, envelope: Envelope) -> None:
-        msg = envelope.message
-        if isinstance(msg, PartitionUpdate):
-            self._on_partition_update(msg)
-        elif isinstance(msg, FetchRequest):
-            self._on_fetch(msg, envelope.src)
-        elif isinstance(msg, FetchResponse):
-            self._on_fetch_response(msg)
-        elif isinstance(msg, ProduceRequest):
-            self._on_produce(msg, envelope.src)
-        elif isinstance(msg, MetadataRequest):
-            self._on_metadata(msg, envelope.src)
-        elif isinstance(msg, AlterPartitionResponse):
-            self._on_alter_partition_response(msg)
-        elif isinstance(msg, StopReplicas):
-            self._stop_replicas(msg.topic)
-        elif isinstance(msg, InitProducerIdRequest):
-            self._send(envelope.src, InitProducerIdResponse(
-                NONE, self.cluster.controller.allocate_producer_id(), 0, msg.correlation_id))
+        handler = _HANDLERS.get(type(envelope.message))
+        if handler is not None:
+            handler(self, envelope.message, envelope.src)
+
+    def _on_init_producer_id(self, msg: InitProducerIdRequest, src: str) -> None:
+        self._send(src, InitProducerIdResponse(NONE, self.cluster.controller.allocate_producer_id(), 0,
+                                               msg.correlation_id))
+
+    def _on_stop_replicas(self, msg: StopReplicas, src: str = "") -> None:
+        self._stop_replicas(msg.topic)
 
     def _stop_replicas(self, topic: str) -> None:
         for tp in sorted(tp for tp in self.replicas if tp.topic == topic):
@@ -253,7 +245,7 @@ class Broker:
         self.storage.remove_dir(path)
 
     # ── becoming leader or follower ──────────────────────────────────────────
-    def _on_partition_update(self, update: PartitionUpdate) -> None:
+    def _on_partition_update(self, update: PartitionUpdate, src: str = "controller") -> None:
         tp = update.tp
         current = self.metadata.get(tp)
         if current is not None and update.partition_epoch <= current.partition_epoch \
@@ -323,7 +315,7 @@ class Broker:
 
         self.cluster.schedule(cfg.replica_socket_timeout_ms, timeout)
 
-    def _on_fetch_response(self, resp: FetchResponse) -> None:
+    def _on_fetch_response(self, resp: FetchResponse, src: str = "") -> None:
         tp = resp.tp
         if self._fetch_in_flight.get(tp) != resp.correlation_id:
             return
@@ -480,7 +472,7 @@ class Broker:
 
         self.cluster.schedule(self.cluster.config.replica_socket_timeout_ms, give_up)
 
-    def _on_alter_partition_response(self, resp: AlterPartitionResponse) -> None:
+    def _on_alter_partition_response(self, resp: AlterPartitionResponse, src: str = "") -> None:
         state = self.leading.get(resp.tp)
         if state is None:
             return
@@ -588,3 +580,16 @@ class Broker:
             "disk_bytes": sum(r.log.size_bytes for r in self.replicas.values()) if self.alive else None,
             "leading": sorted(str(tp) for tp in self.leading),
         }
+
+
+#: Message type → the broker method that handles it (a table, not an isinstance chain: it is hot).
+_HANDLERS = {
+    PartitionUpdate: Broker._on_partition_update,
+    FetchRequest: Broker._on_fetch,
+    FetchResponse: Broker._on_fetch_response,
+    ProduceRequest: Broker._on_produce,
+    MetadataRequest: Broker._on_metadata,
+    AlterPartitionResponse: Broker._on_alter_partition_response,
+    StopReplicas: Broker._on_stop_replicas,
+    InitProducerIdRequest: Broker._on_init_producer_id,
+}

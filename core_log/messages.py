@@ -15,7 +15,7 @@ Differences from Kafka:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 
@@ -200,4 +200,3 @@ class Envelope:
     dst_incarnation: int
     sent_ms: int
     deliver_ms: int
-    fields: dict[str, object] = field(default_factory=dict)

@@ -117,17 +117,22 @@ class Network:
     def send(self, src: Node, dst_id: str, message: object) -> None:
         """Send ``message`` from ``src`` to the node ``dst_id``; it may be lost, never duplicated."""
         self.sent += 1
+        plan = self.plan
         dst = self.nodes.get(dst_id)
-        if dst is None or not src.alive or self.plan.cut(src.node_id, dst_id):
+        if dst is None or not src.alive or (plan.isolated and plan.cut(src.node_id, dst_id)):
             self.dropped += 1
             return
-        fault = self.plan.link(src.node_id, dst_id)
-        if fault.loss_probability and self._rng.random() < fault.loss_probability:
-            self.dropped += 1
-            return
-        now = self._now_ms()
         key = (src.node_id, dst_id)
-        deliver_ms = max(now + fault.latency_ms, self._last_delivery_ms.get(key, 0))  # in order, like TCP
+        if plan.links:
+            fault = plan.link(src.node_id, dst_id)
+            if fault.loss_probability and self._rng.random() < fault.loss_probability:
+                self.dropped += 1
+                return
+            latency_ms = fault.latency_ms
+        else:
+            latency_ms = plan.default_latency_ms
+        now = self._now_ms()
+        deliver_ms = max(now + latency_ms, self._last_delivery_ms.get(key, 0))  # in order, like TCP
         self._last_delivery_ms[key] = deliver_ms
         envelope = Envelope(src.node_id, dst_id, message, src.incarnation, dst.incarnation, now, deliver_ms)
         self._schedule(deliver_ms - now, lambda: self._deliver(envelope))
@@ -137,7 +142,7 @@ class Network:
         src = self.nodes.get(envelope.src)
         stale = (dst is None or not dst.alive or dst.incarnation != envelope.dst_incarnation
                  or src is None or src.incarnation != envelope.src_incarnation)
-        if stale or self.plan.cut(envelope.src, envelope.dst):
+        if stale or (self.plan.isolated and self.plan.cut(envelope.src, envelope.dst)):
             self.dropped += 1
             return
         self.delivered += 1
