@@ -385,7 +385,18 @@ def _sticky_equal_subscriptions(group: _Group, owners: dict[TopicPartition, str]
 
 
 def _sticky_general(group: _Group, owners: dict[TopicPartition, str]) -> Target:
-    """Members read different topics: keep owners, fill the least loaded, then even out locally."""
+    """Members read different topics: keep owners, fill the least loaded, then balance along paths.
+
+    Balance is the most balanced assignment possible (least sum of squared
+    counts). Partitions move one step at a time along *improving paths*: a
+    member takes a partition from a second member, which takes one from a
+    third, … which holds two or more partitions more than the first. Only the
+    ends' counts change. An assignment with no improving path is optimal (this
+    is a min-cost flow with convex costs), and such paths are searched twice:
+    first moving only partitions that are not with their previous owner — so
+    owners keep theirs whenever balance allows — then any partition, each time
+    along the path that takes the fewest partitions from their owners.
+    """
     count = {m: 0 for m in group.members}
     holder: dict[TopicPartition, str] = {}
     for tp in group.partitions:
@@ -412,45 +423,104 @@ def _sticky_general(group: _Group, owners: dict[TopicPartition, str]) -> Target:
         count[member] += 1
         heapq.heapreplace(heap, (count[member], position, member))
 
-    is_fresh = frozenset(fresh)
-    holdings: dict[str, dict[str, list[int]]] = {t: {} for t in group.topics}
-    for tp, member in holder.items():
-        holdings[tp.topic].setdefault(member, []).append(tp.partition)
+    # held[topic][member] = partition numbers of topic the member holds (members in member order)
+    held: dict[str, dict[str, list[int]]] = {t: {} for t in group.topics}
+    for m in group.members:
+        for t in group.topics_of[m]:
+            held[t][m] = []
+    for tp in group.partitions:
+        held[tp.topic][holder[tp]].append(tp.partition)
 
-    def even_out(fresh_only: bool) -> bool:
+    def movable(topic: str, giver: str, allow_owned: bool) -> list[int]:
+        parts = held[topic][giver]
+        if allow_owned:
+            return parts
+        return [p for p in parts if owners.get(TopicPartition(topic, p)) != giver]
+
+    def improving_path(allow_owned: bool) -> list[tuple[str, str, str]] | None:
+        """[(taker, giver, topic), ...] from a light member to one 2+ heavier, or None."""
+        levels = sorted(set(count.values()))
+        for level in levels:
+            if level + 2 > levels[-1]:
+                return None
+            # Dijkstra from every member at or below `level`; an edge x → y means x takes a
+            # partition of topic t from y, costing 1 if y must give up a partition it owned
+            # before. The cost depends on (t, y) only, so each topic is expanded once.
+            best: dict[str, tuple[int, int]] = {}
+            came_from: dict[str, tuple[str, str]] = {}
+            queue: list[tuple[tuple[int, int], int, str]] = []
+            for m in group.members:
+                if count[m] <= level:
+                    best[m] = (0, 0)
+                    queue.append(((0, 0), group.order[m], m))
+            heapq.heapify(queue)
+            expanded: set[str] = set()
+            while queue:
+                cost, _, x = heapq.heappop(queue)
+                if cost != best[x]:
+                    continue
+                if count[x] >= level + 2:
+                    path = []
+                    while x in came_from:
+                        taker, topic = came_from[x]
+                        path.append((taker, x, topic))
+                        x = taker
+                    return path
+                for topic in group.topics_of[x]:
+                    if topic in expanded:
+                        continue
+                    expanded.add(topic)
+                    for y, parts in held[topic].items():
+                        if y == x or not parts:
+                            continue
+                        gives_up_owned = 0 if movable(topic, y, False) else 1
+                        if gives_up_owned and not allow_owned:
+                            continue
+                        new_cost = (cost[0] + gives_up_owned, cost[1] + 1)
+                        if y not in best or new_cost < best[y]:
+                            best[y] = new_cost
+                            came_from[y] = (x, topic)
+                            heapq.heappush(queue, (new_cost, group.order[y], y))
+        return None
+
+    def move(taker: str, giver: str, topic: str, allow_owned: bool) -> None:
+        # Prefer a partition going back to its previous owner, then one the giver did not own
+        # before, then the highest-numbered.
+        choice = max(movable(topic, giver, allow_owned),
+                     key=lambda p: (owners.get(TopicPartition(topic, p)) == taker,
+                                    owners.get(TopicPartition(topic, p)) != giver, p))
+        held[topic][giver].remove(choice)
+        held[topic][taker].append(choice)
+
+    # Cheap one-step moves first (paths of length one), of partitions not with their owner.
+    moved_any = True
+    while moved_any:
         moved_any = False
         for topic in group.topics:
             subscribers = group.subscribers[topic]
-            held = holdings[topic]
             while True:
                 taker = min(subscribers, key=lambda m: (count[m], group.order[m]))
-                givers = [m for m in subscribers if any(
-                    not fresh_only or TopicPartition(topic, p) in is_fresh for p in held.get(m, ()))]
+                givers = [m for m in subscribers if count[m] >= count[taker] + 2 and movable(topic, m, False)]
                 if not givers:
                     break
                 giver = max(givers, key=lambda m: (count[m], -group.order[m]))
-                if count[giver] - count[taker] < 2:
-                    break
-                # Move a partition that was not owned before if there is one (free for stickiness),
-                # else the giver's highest-numbered one.
-                choice = max((p for p in held[giver] if not fresh_only or TopicPartition(topic, p) in is_fresh),
-                             key=lambda p: (TopicPartition(topic, p) in is_fresh, p))
-                held[giver].remove(choice)
-                held.setdefault(taker, []).append(choice)
-                count[giver] -= 1
+                move(taker, giver, topic, False)
                 count[taker] += 1
+                count[giver] -= 1
                 moved_any = True
-        return moved_any
 
-    while even_out(fresh_only=True):
-        pass
-    while even_out(fresh_only=False):
-        pass
+    for allow_owned in (False, True):
+        while (path := improving_path(allow_owned)) is not None:
+            # path runs from the heavy end to the light one; apply it in that order
+            for taker, giver, topic in path:
+                move(taker, giver, topic, allow_owned)
+            count[path[-1][0]] += 1  # the light member
+            count[path[0][1]] -= 1  # the heavy member
 
     target: Target = {m: [] for m in group.members}
     for topic in group.topics:
-        for member, parts in holdings[topic].items():
-            target[member].extend(TopicPartition(topic, p) for p in parts)
+        for member, parts in held[topic].items():
+            target[member].extend(TopicPartition(topic, p) for p in sorted(parts))
     return target
 
 
@@ -656,8 +726,8 @@ def _join(names: Sequence[str], limit: int = 3) -> str:
     return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def _idle_reason(assignor: _Assignor, group: _Group, member: str) -> str:
-    topics = [t for t in group.topics_of[member] if group.counts[t] > 0]
+def _idle_reason(assignor: _Assignor, group: _Group, subscribed: tuple[str, ...]) -> str:
+    topics = [t for t in subscribed if group.counts[t] > 0]
     if not topics:
         return "no-topics"
     sharers = {m for t in topics for m in group.subscribers[t]}
@@ -704,8 +774,12 @@ def _explain(assignor: _Assignor, group: _Group, target: Target, idle: tuple[str
         clauses.append(f"every member first revoked all it owned ({_plural(revoked_total, 'partition')}), "
                        "as the eager protocol requires")
     by_reason: dict[str, list[str]] = {}
+    reason_of_topics: dict[tuple[str, ...], str] = {}  # the reason depends on the member's topics only
     for member in idle:
-        by_reason.setdefault(_idle_reason(assignor, group, member), []).append(member)
+        topics = group.topics_of[member]
+        if topics not in reason_of_topics:
+            reason_of_topics[topics] = _idle_reason(assignor, group, topics)
+        by_reason.setdefault(reason_of_topics[topics], []).append(member)
     for reason in ("more", "range", "taken", "no-topics"):
         members = by_reason.get(reason)
         if members:

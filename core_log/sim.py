@@ -307,7 +307,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              (), _safe, _min_isr_faults),
     Scenario("power-loss-all-replicas", "Every replica loses power at once and nothing was fsynced "
              "(flush.messages is Kafka's default: never). Replication, not fsync, is what makes Kafka durable — "
-             "and here every copy is gone.", ("lost-write",), _power_loss, _power_loss_faults),
+             "and here every copy is gone.", ("lost-write", "inconsistent-offsets"), _power_loss, _power_loss_faults),
 ]}
 
 
