@@ -364,6 +364,46 @@ class Cluster:
     def replica(self, broker_id: int, tp: TopicPartition):  # type: ignore[no-untyped-def]
         return self.brokers[broker_id].replicas.get(tp)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The whole cluster's visible state as plain JSON data (what the live view draws)."""
+        fenced = {b for b, r in self.controller.brokers.items() if r.fenced}
+        partitions = []
+        for tp in self.partitions():
+            update = self.controller.partitions[tp]
+            replicas = {}
+            for b in update.replicas:
+                replica = self.replica(b, tp) if self.brokers[b].alive else None
+                replicas[str(b)] = None if replica is None else {
+                    "log_start_offset": replica.log.log_start_offset,
+                    "high_watermark": replica.high_watermark,
+                    "log_end_offset": replica.log_end_offset,
+                    "size_bytes": replica.log.size_bytes,
+                    "leader_epoch": replica.leader_epoch,
+                }
+            partitions.append({
+                "topic": tp.topic, "partition": tp.partition, "leader": update.leader,
+                "leader_epoch": update.leader_epoch, "isr": list(update.isr), "replicas": list(update.replicas),
+                "replica_state": replicas,
+            })
+        return {
+            "time_ms": self.now_ms(),
+            "seed": self.seed,
+            "brokers": [{"id": b.broker_id, "alive": b.alive, "fenced": b.broker_id in fenced,
+                         "crashes": b.crash_count, "disk_bytes": b.describe()["disk_bytes"]}
+                        for b in self.brokers.values()],
+            "topics": [{"name": t.name, "partitions": t.partitions, "replication_factor": t.replication_factor,
+                        "configs": dict(t.configs)} for t in sorted(self.topics.values(), key=lambda t: t.name)],
+            "partitions": partitions,
+            "clients": [c.describe() for _, c in sorted(self.clients.items()) if hasattr(c, "describe")],
+            "network": {
+                "isolated": {n: (None if peers is None else sorted(peers))
+                             for n, peers in sorted(self.network.plan.isolated.items())},
+                "links": [{"from": a, "to": b, "latency_ms": f.latency_ms, "loss_probability": f.loss_probability}
+                          for (a, b), f in sorted(self.network.plan.links.items())],
+                "sent": self.network.sent, "dropped": self.network.dropped,
+            },
+        }
+
     def check_invariants(self) -> None:
         """Raise AssertionError naming the seed if any invariant is broken."""
         for tp, update in self.controller.partitions.items():

@@ -115,6 +115,15 @@ class Consumer:
         pos, hw = self.positions.get(tp), self.high_watermarks.get(tp)
         return None if pos is None or hw is None else max(0, hw - pos)
 
+    def describe(self) -> dict[str, object]:
+        return {
+            "client_id": self.node_id,
+            "auto_offset_reset": self.config.auto_offset_reset,
+            "records_consumed": self.records_consumed,
+            "positions": {str(tp): pos for tp, pos in sorted(self.positions.items())},
+            "lag": {str(tp): self.lag(tp) for tp in sorted(self.positions)},
+        }
+
     def caught_up(self) -> bool:
         """True when every assigned partition's position has reached the latest known HW."""
         return all(self.positions.get(tp) is not None and self.high_watermarks.get(tp) is not None

@@ -300,3 +300,26 @@ def test_delete_topic_removes_replicas_and_files_even_on_a_down_broker():
     c.create_topic("t", 1, 3)  # the name can be used again
     c.run_for(1000)
     assert c.replica(1, T0).log_end_offset == 0
+
+
+def test_snapshot_is_plain_json_with_every_replica_and_client():
+    """Ensure snapshot() describes brokers, partitions with per-replica offsets, clients and faults as JSON."""
+    import json
+
+    c = _cluster(partitions=2)
+    producer = Producer(c, "p1")
+    consumer = Consumer(c, "c1", ConsumerConfig(auto_offset_reset="earliest"))
+    consumer.assign([T0])
+    _send(c, producer, 10)
+    c.run_for(1000)
+    c.crash_broker(3, "kill")
+    c.isolate("c1", ["broker-1"])
+    snap = json.loads(json.dumps(c.snapshot()))
+    assert [b["alive"] for b in snap["brokers"]] == [True, True, False]
+    part = snap["partitions"][0]
+    assert part["replica_state"]["3"] is None
+    leader_state = part["replica_state"][str(part["leader"])]
+    assert leader_state["high_watermark"] <= leader_state["log_end_offset"]
+    assert sum(p["replica_state"][str(p["leader"])]["log_end_offset"] for p in snap["partitions"]) == 10
+    assert {cl["client_id"] for cl in snap["clients"]} == {"p1", "c1"}
+    assert snap["network"]["isolated"] == {"c1": ["broker-1"]}
