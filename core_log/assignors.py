@@ -21,16 +21,19 @@ Kafka's names (``partition.assignment.strategy``):
 ``sticky`` (eager)
     As balanced as possible, and otherwise keeps every partition where it was.
     With identical subscriptions the counts differ by at most one and the
-    number of partitions taken from their owner is the minimum any balanced
-    assignment needs. With differing subscriptions "balanced" is Kafka's rule:
-    no partition could move to another subscriber of its topic that holds two
-    or more fewer partitions.
+    number of partitions taken from their owners is the minimum any such
+    assignment needs. With differing subscriptions the result is the most
+    balanced assignment the subscriptions allow (least sum of squared counts;
+    in particular no partition could move to a subscriber of its topic holding
+    two or more fewer — Kafka's balance rule), and owners keep all their
+    partitions whenever that balance allows it.
 ``cooperative-sticky`` (cooperative, KIP-429)
     The same target as ``sticky``, reached in two steps. A partition that moves
     from A to B is only revoked from A in this rebalance (it is in A's
     ``revoked`` and in nobody's assignment); A then rejoins and the follow-up
     rebalance gives it to B. Partitions that stay put are never interrupted.
-    :func:`rebalance_until_stable` runs the follow-up rounds.
+    The follow-up never revokes anything, so two rebalances always suffice;
+    :func:`rebalance_until_stable` runs them.
 
 Member order is Kafka's (``MemberInfo.compareTo``): static members (with a
 ``group.instance.id``) first, by instance id, then dynamic members by member id.
@@ -62,9 +65,11 @@ Differences from Kafka:
   Kafka's choice follows Java ``HashMap`` iteration order; ours is fixed: an
   owner over its quota keeps its lowest-numbered partitions, and free
   partitions go out lowest-numbered first, to members in member order.
-* With differing subscriptions the sticky assignors stop when no single
-  partition can move to a subscriber with two or more fewer partitions (Kafka's
-  ``isBalanced`` rule); chains of moves through several members are not searched.
+* With differing subscriptions Kafka's sticky assignors stop at a local rule
+  (``isBalanced``: no single partition can move to a subscriber with two or more
+  fewer). Ours also follow chains of moves through several members and reach the
+  most balanced assignment, so they are never less balanced than Kafka's and
+  sometimes more — at the price of moving a partition along such a chain.
 * Under ``cooperative-sticky`` a partition is withheld from its new owner while
   *any* member still claims it (Kafka withholds it only when ownership
   transfers from the recorded previous owner). Stricter, and it never lets two
@@ -127,6 +132,15 @@ class AssignorError(CoreLogError, ValueError):
 Assignment = Mapping[str, tuple[TopicPartition, ...]]
 
 
+def _as_tuple(values: object, what: str) -> tuple:
+    if isinstance(values, (str, bytes)):
+        raise AssignorError(f"{what} must be a sequence, got the string {values!r}")
+    try:
+        return tuple(values)  # type: ignore[arg-type]
+    except TypeError:
+        raise AssignorError(f"{what} must be a sequence, got {type(values).__name__}") from None
+
+
 @dataclass(frozen=True)
 class Subscription:
     """What one member tells the group in JoinGroup.
@@ -149,14 +163,12 @@ class Subscription:
         if not isinstance(self.member_id, str) or not self.member_id:
             raise AssignorError(f"member_id must be a non-empty string, got {self.member_id!r}")
         who = f"member {self.member_id!r}"
-        if isinstance(self.topics, (str, bytes)):
-            raise AssignorError(f"{who}: topics must be a sequence of topic names, got the string {self.topics!r}")
-        topics = tuple(self.topics)
+        topics = _as_tuple(self.topics, f"{who}: topics")
         for topic in topics:
             if not isinstance(topic, str) or not topic:
                 raise AssignorError(f"{who}: every topic must be a non-empty string, got {topic!r}")
         owned: list[TopicPartition] = []
-        for tp in tuple(self.owned_partitions):
+        for tp in _as_tuple(self.owned_partitions, f"{who}: owned_partitions"):
             if not isinstance(tp, tuple) or len(tp) != 2:
                 raise AssignorError(f"{who}: owned partitions must be (topic, partition) pairs, got {tp!r}")
             topic, partition = tp
@@ -248,9 +260,9 @@ class _Group:
         if total > MAX_PARTITIONS_PER_CALL:
             raise AssignorError(f"{total} partitions in one assignment exceed max_partitions_per_call "
                                 f"({MAX_PARTITIONS_PER_CALL})")
-        if isinstance(subscriptions, (str, bytes, Mapping)):
-            raise AssignorError("subscriptions must be a sequence of Subscription, one per member")
-        subs = list(subscriptions)
+        if isinstance(subscriptions, Mapping):
+            raise AssignorError("subscriptions must be a sequence of Subscription, one per member, not a mapping")
+        subs = _as_tuple(subscriptions, "subscriptions")
         if len(subs) > MAX_MEMBERS_PER_CALL:
             raise AssignorError(f"{len(subs)} members exceed max_members_per_call ({MAX_MEMBERS_PER_CALL})")
         by_id: dict[str, Subscription] = {}
@@ -280,8 +292,10 @@ class _Group:
             {t for s in by_id.values() for t in s.topics if t not in counts}))
         self.topics: tuple[str, ...] = tuple(sorted({t for ts in self.topics_of.values() for t in ts}))
         #: topic → its subscribers, in member order
-        self.subscribers: dict[str, list[str]] = {
-            t: [m for m in self.members if t in self.topic_sets[m]] for t in self.topics}
+        self.subscribers: dict[str, list[str]] = {t: [] for t in self.topics}
+        for m in self.members:
+            for t in self.topics_of[m]:
+                self.subscribers[t].append(m)
         #: every partition some member subscribes to, sorted by topic then partition
         self.partitions: list[TopicPartition] = [
             TopicPartition(t, p) for t in self.topics for p in range(counts[t])]
@@ -387,15 +401,20 @@ def _sticky_equal_subscriptions(group: _Group, owners: dict[TopicPartition, str]
 def _sticky_general(group: _Group, owners: dict[TopicPartition, str]) -> Target:
     """Members read different topics: keep owners, fill the least loaded, then balance along paths.
 
-    Balance is the most balanced assignment possible (least sum of squared
-    counts). Partitions move one step at a time along *improving paths*: a
-    member takes a partition from a second member, which takes one from a
-    third, … which holds two or more partitions more than the first. Only the
-    ends' counts change. An assignment with no improving path is optimal (this
-    is a min-cost flow with convex costs), and such paths are searched twice:
-    first moving only partitions that are not with their previous owner — so
-    owners keep theirs whenever balance allows — then any partition, each time
-    along the path that takes the fewest partitions from their owners.
+    The goal is the most balanced assignment possible: the least sum of squared
+    counts. Partitions move along *improving paths*: a member takes a partition
+    from a second member, which takes one from a third, … which holds two or
+    more partitions more than the first; only the two ends' counts change. An
+    assignment with no improving path has the least sum of squares (this is a
+    min-cost flow with convex costs), and in particular no partition could move
+    to a subscriber with two or more fewer (Kafka's balance rule).
+
+    Paths are searched twice: first moving only partitions that are not with
+    their previous owner — so owners keep all of theirs whenever balance allows
+    it — then any partition, preferring paths that take few partitions from
+    their owners. A consequence the cooperative protocol relies on: when the
+    owned partitions are part of some most-balanced assignment (as in the
+    follow-up rebalance), no owned partition moves at all.
     """
     count = {m: 0 for m in group.members}
     holder: dict[TopicPartition, str] = {}
@@ -423,104 +442,131 @@ def _sticky_general(group: _Group, owners: dict[TopicPartition, str]) -> Target:
         count[member] += 1
         heapq.heapreplace(heap, (count[member], position, member))
 
-    # held[topic][member] = partition numbers of topic the member holds (members in member order)
-    held: dict[str, dict[str, list[int]]] = {t: {} for t in group.topics}
+    # previous owner of each partition, by topic and number
+    owner_of: dict[str, dict[int, str]] = {t: {} for t in group.topics}
+    for tp, owner in owners.items():
+        owner_of[tp.topic][tp.partition] = owner
+    # kept[topic][member]: partition numbers of topic the member holds and owned before;
+    # foreign[topic][member]: the ones it holds and did not own. Members in member order.
+    kept: dict[str, dict[str, list[int]]] = {t: {} for t in group.topics}
+    foreign: dict[str, dict[str, list[int]]] = {t: {} for t in group.topics}
     for m in group.members:
         for t in group.topics_of[m]:
-            held[t][m] = []
+            kept[t][m] = []
+            foreign[t][m] = []
     for tp in group.partitions:
-        held[tp.topic][holder[tp]].append(tp.partition)
+        member = holder[tp]
+        (kept if owners.get(tp) == member else foreign)[tp.topic][member].append(tp.partition)
 
-    def movable(topic: str, giver: str, allow_owned: bool) -> list[int]:
-        parts = held[topic][giver]
-        if allow_owned:
-            return parts
-        return [p for p in parts if owners.get(TopicPartition(topic, p)) != giver]
+    def move(taker: str, giver: str, topic: str, allow_owned: bool) -> None:
+        # Prefer a partition going back to its previous owner, then one the giver did not own
+        # before, then the highest-numbered.
+        previous = owner_of[topic]
+        choices = kept[topic][giver] + foreign[topic][giver] if allow_owned else foreign[topic][giver]
+        choice = max(choices, key=lambda p: (previous.get(p) == taker, previous.get(p) != giver, p))
+        (kept if previous.get(choice) == giver else foreign)[topic][giver].remove(choice)
+        (kept if previous.get(choice) == taker else foreign)[topic][taker].append(choice)
+        count[taker] += 1
+        count[giver] -= 1
 
-    def improving_path(allow_owned: bool) -> list[tuple[str, str, str]] | None:
-        """[(taker, giver, topic), ...] from a light member to one 2+ heavier, or None."""
-        levels = sorted(set(count.values()))
+    def one_step_moves(allow_owned: bool) -> None:
+        # Paths of length one are cheap to find: a subscriber of a topic takes one of its
+        # partitions straight from a holder with two or more partitions more.
+        moved_any = True
+        while moved_any:
+            moved_any = False
+            for topic in group.topics:
+                subscribers = group.subscribers[topic]
+                while True:
+                    taker = min(subscribers, key=lambda m: (count[m], group.order[m]))
+                    givers = [m for m in subscribers if count[m] >= count[taker] + 2 and (
+                        foreign[topic][m] or (allow_owned and kept[topic][m]))]
+                    if not givers:
+                        break
+                    giver = max(givers, key=lambda m: (count[m], bool(foreign[topic][m]), -group.order[m]))
+                    move(taker, giver, topic, allow_owned)
+                    moved_any = True
+
+    def augment(allow_owned: bool, dead: set[str]) -> bool:
+        """Apply a batch of node-disjoint improving paths; False if there is none.
+
+        One search from the lightest members outwards; an edge x → y means x takes a
+        partition of topic t from y, and costs 1 if y must give up a partition it owned
+        before, so cheap paths are found first. Sources join level by level (members with
+        at most ``level`` partitions); a member reached is a target if it holds ``level + 2``
+        or more. A member reached at a lower level was no target then and cannot be one
+        later; each topic's holders are reached once. Paths that share no member with a path
+        already applied in this search stay valid, so they are applied too.
+
+        When a level finds no target, everything it reached goes into ``dead``: that region
+        holds at most ``level + 1`` per member and no edge leaves it, and later paths (which
+        run outside it and move partitions of topics nobody in it reads) cannot change that,
+        so later searches skip it.
+        """
+        by_level: dict[int, list[str]] = {}
+        for m in group.members:
+            if m not in dead:
+                by_level.setdefault(count[m], []).append(m)
+        levels = sorted(by_level)
+        best: dict[str, tuple[int, int]] = {}
+        came_from: dict[str, tuple[str, str]] = {}
+        queue: list[tuple[tuple[int, int], int, str]] = []
+        settled: set[str] = set()
+        expanded: set[str] = set()
+        used: set[str] = set()
         for level in levels:
             if level + 2 > levels[-1]:
-                return None
-            # Dijkstra from every member at or below `level`; an edge x → y means x takes a
-            # partition of topic t from y, costing 1 if y must give up a partition it owned
-            # before. The cost depends on (t, y) only, so each topic is expanded once.
-            best: dict[str, tuple[int, int]] = {}
-            came_from: dict[str, tuple[str, str]] = {}
-            queue: list[tuple[tuple[int, int], int, str]] = []
-            for m in group.members:
-                if count[m] <= level:
-                    best[m] = (0, 0)
-                    queue.append(((0, 0), group.order[m], m))
-            heapq.heapify(queue)
-            expanded: set[str] = set()
+                return False
+            for m in by_level[level]:
+                best[m] = (0, 0)
+                came_from.pop(m, None)
+                heapq.heappush(queue, ((0, 0), group.order[m], m))
             while queue:
                 cost, _, x = heapq.heappop(queue)
-                if cost != best[x]:
+                if x in settled or cost != best[x]:
                     continue
-                if count[x] >= level + 2:
-                    path = []
-                    while x in came_from:
-                        taker, topic = came_from[x]
-                        path.append((taker, x, topic))
-                        x = taker
-                    return path
+                settled.add(x)
+                if count[x] >= level + 2 and x not in used:
+                    path = []  # (taker, giver, topic) from the heavy end to the light one
+                    node = x
+                    while node in came_from:
+                        taker, topic = came_from[node]
+                        path.append((taker, node, topic))
+                        node = taker
+                    nodes = {x} | {taker for taker, _, _ in path}
+                    if not nodes & used:
+                        used |= nodes
+                        for taker, giver, topic in path:
+                            move(taker, giver, topic, allow_owned)
+                    continue
                 for topic in group.topics_of[x]:
                     if topic in expanded:
                         continue
                     expanded.add(topic)
-                    for y, parts in held[topic].items():
-                        if y == x or not parts:
-                            continue
-                        gives_up_owned = 0 if movable(topic, y, False) else 1
-                        if gives_up_owned and not allow_owned:
+                    for y, parts in kept[topic].items():
+                        gives_up_owned = 0 if foreign[topic][y] else 1
+                        if y in settled or y in dead or (gives_up_owned and (not parts or not allow_owned)):
                             continue
                         new_cost = (cost[0] + gives_up_owned, cost[1] + 1)
                         if y not in best or new_cost < best[y]:
                             best[y] = new_cost
                             came_from[y] = (x, topic)
                             heapq.heappush(queue, (new_cost, group.order[y], y))
-        return None
-
-    def move(taker: str, giver: str, topic: str, allow_owned: bool) -> None:
-        # Prefer a partition going back to its previous owner, then one the giver did not own
-        # before, then the highest-numbered.
-        choice = max(movable(topic, giver, allow_owned),
-                     key=lambda p: (owners.get(TopicPartition(topic, p)) == taker,
-                                    owners.get(TopicPartition(topic, p)) != giver, p))
-        held[topic][giver].remove(choice)
-        held[topic][taker].append(choice)
-
-    # Cheap one-step moves first (paths of length one), of partitions not with their owner.
-    moved_any = True
-    while moved_any:
-        moved_any = False
-        for topic in group.topics:
-            subscribers = group.subscribers[topic]
-            while True:
-                taker = min(subscribers, key=lambda m: (count[m], group.order[m]))
-                givers = [m for m in subscribers if count[m] >= count[taker] + 2 and movable(topic, m, False)]
-                if not givers:
-                    break
-                giver = max(givers, key=lambda m: (count[m], -group.order[m]))
-                move(taker, giver, topic, False)
-                count[taker] += 1
-                count[giver] -= 1
-                moved_any = True
+            if used:
+                return True
+            dead |= settled
+        return False
 
     for allow_owned in (False, True):
-        while (path := improving_path(allow_owned)) is not None:
-            # path runs from the heavy end to the light one; apply it in that order
-            for taker, giver, topic in path:
-                move(taker, giver, topic, allow_owned)
-            count[path[-1][0]] += 1  # the light member
-            count[path[0][1]] -= 1  # the heavy member
+        one_step_moves(allow_owned)
+        dead: set[str] = set()
+        while augment(allow_owned, dead):
+            pass
 
     target: Target = {m: [] for m in group.members}
     for topic in group.topics:
-        for member, parts in held[topic].items():
-            target[member].extend(TopicPartition(topic, p) for p in sorted(parts))
+        for member, parts in kept[topic].items():
+            target[member].extend(TopicPartition(topic, p) for p in sorted(parts + foreign[topic][member]))
     return target
 
 
@@ -652,9 +698,9 @@ def rebalance_until_stable(strategy: str, subscriptions: Iterable[Subscription],
     if not isinstance(max_rounds, int) or isinstance(max_rounds, bool) \
             or not 1 <= max_rounds <= MAX_REBALANCE_ROUNDS:
         raise AssignorError(f"max_rounds must be a whole number in [1, {MAX_REBALANCE_ROUNDS}], got {max_rounds!r}")
-    if isinstance(subscriptions, (str, bytes, Mapping)):
-        raise AssignorError("subscriptions must be a sequence of Subscription, one per member")
-    subs = list(subscriptions)
+    if isinstance(subscriptions, Mapping):
+        raise AssignorError("subscriptions must be a sequence of Subscription, one per member, not a mapping")
+    subs = list(_as_tuple(subscriptions, "subscriptions"))
     rounds: list[AssignmentResult] = []
     for _ in range(max_rounds):
         result = assignor.assign(subs, partitions_per_topic)
@@ -674,27 +720,24 @@ def choose_strategy(member_preferences: Sequence[Sequence[str]]) -> str:
     own list; the candidate with the most votes wins. Kafka leaves a tie to hash-map
     order; here a tie goes to the candidate with the best total preference (lowest
     sum of positions across all lists), then to the earlier one in the first
-    member's list. Raises :class:`AssignorError` (INCONSISTENT_GROUP_PROTOCOL) if
-    there are no members, a member lists nothing, or no strategy is common to all;
-    and for names this engine does not implement or listed twice.
+    member's list. Raises :class:`AssignorError` — with ``kafka_name``
+    INCONSISTENT_GROUP_PROTOCOL, as Kafka's JoinGroup would answer, if a member
+    lists nothing, no strategy is common to all, or a name is not one of
+    :data:`ASSIGNORS` — also for no members or a name listed twice.
     """
-    if isinstance(member_preferences, (str, bytes)):
-        raise AssignorError("member_preferences must be a list of strategy lists, one per member")
-    prefs = [p for p in member_preferences]
+    prefs = _as_tuple(member_preferences, "member_preferences")
     if not prefs:
         raise AssignorError("cannot choose a strategy for a group with no members")
     if len(prefs) > MAX_MEMBERS_PER_CALL:
         raise AssignorError(f"{len(prefs)} members exceed max_members_per_call ({MAX_MEMBERS_PER_CALL})")
     lists: list[tuple[str, ...]] = []
     for i, pref in enumerate(prefs):
-        if isinstance(pref, (str, bytes)):
-            raise AssignorError(f"member {i}: strategies must be a sequence of names, got the string {pref!r}")
-        names = tuple(pref)
+        names = _as_tuple(pref, f"member {i}: strategies")
         if not names:
             raise AssignorError(f"member {i} supports no assignment strategy",
                                 kafka_name="INCONSISTENT_GROUP_PROTOCOL")
         for name in names:
-            if name not in ASSIGNORS:
+            if not isinstance(name, str) or name not in ASSIGNORS:
                 raise AssignorError(f"member {i}: unknown assignment strategy {name!r}; known: "
                                     f"{', '.join(ASSIGNORS)}", kafka_name="INCONSISTENT_GROUP_PROTOCOL")
         if len(set(names)) != len(names):
@@ -703,7 +746,8 @@ def choose_strategy(member_preferences: Sequence[Sequence[str]]) -> str:
     candidates = set(lists[0]).intersection(*lists[1:])
     if not candidates:
         raise AssignorError("no assignment strategy is supported by every member: "
-                            + "; ".join(", ".join(names) for names in lists),
+                            + "; ".join(", ".join(names) for names in lists[:3])
+                            + ("; …" if len(lists) > 3 else ""),
                             kafka_name="INCONSISTENT_GROUP_PROTOCOL")
     votes = Counter(next(name for name in names if name in candidates) for names in lists)
     rank_sum = {c: sum(names.index(c) for names in lists) for c in candidates}
@@ -742,8 +786,8 @@ _IDLE_REASONS = {  # reason → (because ... for one member, for several)
     "range": ("range splits each topic on its own and the consumers before it in member order took every "
               "partition", "range splits each topic on its own and the consumers before them in member order "
               "took every partition"),
-    "taken": ("the partitions of its topics are held by other consumers with no more than one extra",
-              "the partitions of their topics are held by other consumers with no more than one extra"),
+    "taken": ("the partitions of its topics all went to other consumers",
+              "the partitions of their topics all went to other consumers"),
 }
 
 
@@ -771,7 +815,7 @@ def _explain(assignor: _Assignor, group: _Group, target: Target, idle: tuple[str
         clauses.append(f"{_plural(len(withheld), 'partition')} {'is' if len(withheld) == 1 else 'are'} only "
                        "revoked in this rebalance and will be assigned in the follow-up rebalance")
     if assignor.protocol == EAGER and revoked_total:
-        clauses.append(f"every member first revoked all it owned ({_plural(revoked_total, 'partition')}), "
+        clauses.append(f"members first revoked all they owned ({_plural(revoked_total, 'partition')}), "
                        "as the eager protocol requires")
     by_reason: dict[str, list[str]] = {}
     reason_of_topics: dict[tuple[str, ...], str] = {}  # the reason depends on the member's topics only
