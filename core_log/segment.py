@@ -33,7 +33,6 @@ from core_log.records import (
     BATCH_HEADER_BYTES,
     LOG_OVERHEAD_BYTES,
     NO_TIMESTAMP,
-    Record,
     RecordBatch,
     read_batch_header,
 )
@@ -208,16 +207,6 @@ class Segment:
             if total >= max_bytes:
                 break
         return out
-
-    def records(self, start_offset: int = 0) -> Iterator[Record]:
-        """Every record at or after ``start_offset`` (CRC-checked): for tools and tests."""
-        for batch in self.batches(self.offset_index.lookup(start_offset)):
-            if batch.last_offset < start_offset:
-                continue
-            batch.validate()
-            for rec in batch.records():
-                if rec.offset >= start_offset:
-                    yield rec
 
     def find_offset_for_timestamp(self, timestamp_ms: int, start_offset: int) -> tuple[int, int] | None:
         """``(offset, timestamp)`` of the first record at/after ``start_offset`` with timestamp ≥ ``timestamp_ms``."""
