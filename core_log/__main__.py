@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--scenario", required=True, help="a name from 'python -m core_log scenarios'")
     simulate.add_argument("--seed", type=_seed, default=0, help="the seed (0 to 2**63-1); same seed, same run")
     simulate.add_argument("--json", action="store_true", help="print one JSON object")
+    simulate.add_argument("--timeline", action="store_true",
+                          help="also print the narrated events (leader moves, ISR changes, anomalies…)")
     bench = sub.add_parser("bench", help="measure append, read and recovery against a raw-write baseline")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--records", type=_positive_int, default=1_000_000,
@@ -91,10 +93,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"simulate: unknown scenario {args.scenario!r}; run 'python -m core_log scenarios' to list them",
                   file=sys.stderr)
             return 2
-        result = run_scenario(args.scenario, args.seed)
+        result = run_scenario(args.scenario, args.seed, timeline=args.timeline)
+        if not args.timeline:
+            result.pop("timeline", None)
         if args.json:
             print(json.dumps(result, sort_keys=True))
         else:
+            for time_ms, _, text in result.get("timeline") or ():
+                print(f"{time_ms / 1000:8.3f}s  {text}")
             verdict = "valid" if result["valid"] else "INVALID: " + ", ".join(
                 f"{name} ×{count}" for name, count in sorted(result["anomalies"].items()))
             print(f"{args.scenario} seed={args.seed}: {verdict} (acked {result['acked']}, consumed "

@@ -220,11 +220,12 @@ class Controller:
                       partition_epoch=current.partition_epoch + 1)
         removed = set(current.isr) - set(req.new_isr)
         if added:
-            kind, text = "IsrExpanded", (f"Broker {_fmt(tuple(sorted(added)))} caught up with leader "
+            kind, text = "IsrExpanded", (f"Broker {', '.join(str(b) for b in sorted(added))} caught up with leader "
                                          f"{current.leader} on {req.tp} and rejoins the ISR; ISR is now {_fmt(new.isr)}.")
         else:
             lag = self.cluster.config.replica_lag_time_max_ms
-            kind, text = "IsrShrunk", (f"Leader {current.leader} of {req.tp} dropped {_fmt(tuple(sorted(removed)))} "
+            kind, text = "IsrShrunk", (f"Leader {current.leader} of {req.tp} dropped broker "
+                                       f"{', '.join(str(b) for b in sorted(removed))} "
                                        f"from the ISR: not caught up for more than replica.lag.time.max.ms={lag}; "
                                        f"ISR is now {_fmt(new.isr)}.")
         self._commit(new, kind, text)

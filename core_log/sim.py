@@ -55,7 +55,8 @@ class Scenario:
 class Run:
     """One scenario execution: cluster, clients, checker, and fault helpers."""
 
-    def __init__(self, scenario: Scenario, seed: int, strict: bool = False) -> None:
+    def __init__(self, scenario: Scenario, seed: int, strict: bool = False, keep_timeline: bool = False) -> None:
+        self.keep_timeline = keep_timeline
         self.scenario = scenario
         self.seed = seed
         self.w = scenario.workload()
@@ -128,6 +129,8 @@ class Run:
                             else any(name in verdict.counts for name in self.scenario.expect)),
             "simulated_ms": c.now_ms(),
             "events": len(c.events),
+            "timeline": [[e.time_ms, e.kind, e.text] for e in c.events
+                         if e.kind not in ("ProducerIdAssigned", "ClusterStarted")] if self.keep_timeline else None,
             "messages": c.network.sent,
         })
         return result
@@ -311,11 +314,12 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
 ]}
 
 
-def run_scenario(name: str, seed: int, strict: bool = False) -> dict[str, Any]:
+def run_scenario(name: str, seed: int, strict: bool = False, timeline: bool = False) -> dict[str, Any]:
     """Run one named scenario headless and return its JSON-ready result.
 
-    ``strict`` checks the cluster's invariants after every event (tests use it).
+    ``strict`` checks the cluster's invariants after every event (tests use it);
+    ``timeline`` adds the narrated events as ``[time_ms, kind, text]`` rows.
     """
     if name not in SCENARIOS:
         raise KeyError(f"unknown scenario {name!r}; known: {', '.join(sorted(SCENARIOS))}")
-    return Run(SCENARIOS[name], seed, strict=strict).execute()
+    return Run(SCENARIOS[name], seed, strict=strict, keep_timeline=timeline).execute()

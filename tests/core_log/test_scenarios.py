@@ -52,6 +52,9 @@ def test_simulate_cli_prints_the_design_contract():
     listing = subprocess.run([sys.executable, "-m", "core_log", "scenarios"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout
     assert all(name in listing for name in SCENARIOS)
+    told = subprocess.run([sys.executable, "-m", "core_log", "simulate", "--scenario", "unclean-election",
+                           "--seed", "2", "--timeline"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "Unclean election" in told and "Checker: lost-write" in told and "seed=2: INVALID" in told
     bad = subprocess.run([sys.executable, "-m", "core_log", "simulate", "--scenario", "nope"], cwd=ROOT,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown scenario" in bad.stderr
