@@ -565,3 +565,39 @@ def test_segment_bytes_on_disk_are_kafka_batches(open_log, clock):
     batches = decode_batches(data)
     assert [b.base_offset for b in batches] == [0, 3, 6, 9]
     assert read_batch_header(data, 0).record_count == 3
+
+
+# ── pinned regressions (found by the Log-vs-model state machine) ─────────────
+
+
+def test_regression_read_records_moves_past_a_batch_compacted_down_to_earlier_offsets(open_log, clock):
+    """Ensure read_records(o) keeps reading when the batch holding o kept only records before o.
+
+    postmortem: batch [4..7] kept only offset 6 after compaction; read_records(7) returned []
+    though offset 8 existed, because one read returned that batch and nothing at/after 7.
+    """
+    log = open_log(segment_bytes=250, cleanup_policy="compact", min_cleanable_dirty_ratio=0.0)
+    log.append(batch((b"k0", b"a"), (b"k0", b"b"), (b"k0", b"c"), (b"k0", b"d")))
+    log.append(batch((b"k0", b"e"), (b"k0", b"f"), (b"k1", b"g"), (b"k0", b"h")))
+    log.append(batch((b"k0", b"i")))
+    log.roll()
+    log.compact()
+    assert [r.offset for r in log.all_records()] == [6, 8]
+    assert [r.offset for r in log.read_records(7)] == [8]
+
+
+def test_regression_truncating_a_batch_that_straddles_the_log_start_keeps_log_end_at_log_start(open_log):
+    """Ensure cutting a batch that holds the log start never leaves the log end below the log start.
+
+    postmortem: batch [0..1], log start 1, truncate_to(1) removed the whole batch and set the
+    log end to 0 < log start 1; a reopen then saw an impossible log.
+    """
+    log = open_log()
+    log.append(batch((b"a", b"1"), (b"b", b"2")))
+    log.delete_records_before(1)
+    log.truncate_to(1)
+    assert (log.log_start_offset, log.log_end_offset) == (1, 1)
+    assert log.append(batch((b"c", b"3"))).first_offset == 1
+    log.close()
+    reopened = open_log()
+    assert (reopened.log_start_offset, reopened.log_end_offset) == (1, 2)
