@@ -90,7 +90,7 @@ record timestamps. Producer health is judged over all producers, not per topic.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from core_log.errors import ConfigError, require_int
 from core_log.events import Event
@@ -253,6 +253,18 @@ class Metrics:
         values = [v for _, v in points if v is not None]
         return sum(values) / len(values) if values else None
 
+    def _client_rates(self, name: str, clients: Any, count: Callable[[Any], int], previous: dict[str, int],
+                      now: int, elapsed_s: float) -> dict[str, float]:
+        """Per-client records/s since the last sample from a cumulative counter; records each and the total."""
+        rates: dict[str, float] = {}
+        for cid, client in clients:
+            total = count(client)
+            rates[cid] = max(0, total - previous.get(cid, 0)) / elapsed_s
+            previous[cid] = total
+            self._record(name, cid, now, rates[cid])
+        self._record(name, None, now, sum(rates.values()))
+        return rates
+
     def sample(self) -> None:
         """Take one sample now (the sampler calls this every ``interval_ms``)."""
         now = self.cluster.now_ms()
@@ -261,24 +273,12 @@ class Metrics:
         latest: dict[str, Any] = {"time_ms": now}
 
         # produce and consume rates
-        produce: dict[str, float] = {}
-        for cid, p in self._producers():
-            acked = p.stats["acked"]
-            produce[cid] = max(0, acked - self._acked.get(cid, 0)) / elapsed_s
-            self._acked[cid] = acked
-            self._record("produce_records_per_s", cid, now, produce[cid])
-        total_produce = sum(produce.values())
-        self._record("produce_records_per_s", None, now, total_produce)
-        latest["produce_records_per_s"] = total_produce
-        consume: dict[str, float] = {}
-        for cid, c in self._consumers():
-            consumed = c.records_consumed
-            consume[cid] = max(0, consumed - self._consumed.get(cid, 0)) / elapsed_s
-            self._consumed[cid] = consumed
-            self._record("consume_records_per_s", cid, now, consume[cid])
-        total_consume = sum(consume.values())
-        self._record("consume_records_per_s", None, now, total_consume)
-        latest["consume_records_per_s"] = total_consume
+        produce = self._client_rates("produce_records_per_s", self._producers(), lambda p: p.stats["acked"],
+                                     self._acked, now, elapsed_s)
+        latest["produce_records_per_s"] = sum(produce.values())
+        consume = self._client_rates("consume_records_per_s", self._consumers(), lambda c: c.records_consumed,
+                                     self._consumed, now, elapsed_s)
+        latest["consume_records_per_s"] = sum(consume.values())
         latest["produce_records_per_s_by_client"] = dict(sorted(produce.items()))
         latest["consume_records_per_s_by_client"] = dict(sorted(consume.items()))
 
