@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from core_log.errors import ConfigError, CorruptRecordError, require_int
+from core_log.history import value_text
 from core_log.messages import (
     METADATA_ERRORS,
     NONE,
@@ -218,7 +219,7 @@ class Consumer:
         self.positions[tp] = position
         if op is not None:
             if records:
-                reads = ((rec.offset, _text(rec.value)) for rec in records)
+                reads = ((rec.offset, value_text(rec.value)) for rec in records)
                 self.cluster.history_complete(op, "ok", {str(tp): tuple(reads)})
             else:
                 self.cluster.history_complete(op, "ok", {})
@@ -265,8 +266,3 @@ class Consumer:
 
         self.cluster.schedule(1000, retry)
 
-
-def _text(value: bytes | None) -> str:
-    if value is None:
-        return "null"
-    return value.decode("utf-8", errors="backslashreplace")

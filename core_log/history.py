@@ -377,3 +377,10 @@ def _value_from_json(f: Any, value: Any) -> Any:
     if isinstance(value, list):
         return tuple(value)
     return value
+
+
+def value_text(value: bytes | None) -> str:
+    """How a record value appears in a history: UTF-8 text, ``"null"`` for a tombstone."""
+    if value is None:
+        return "null"
+    return value.decode("utf-8", errors="backslashreplace")

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from core_log.errors import ConfigError, require_int
+from core_log.history import value_text
 from core_log.messages import (
     DUPLICATE_SEQUENCE_NUMBER,
     METADATA_ERRORS,
@@ -264,7 +265,7 @@ class Producer:
             future.tp = tp
             if self.record_history:
                 future.history_op = self.cluster.history_invoke(self.node_id, "send",
-                                                                 (str(tp), _text(value)))
+                                                                 (str(tp), value_text(value)))
             size = _record_size(key, value, headers)
             if key is None:
                 self.sticky.record_appended(topic, partition, size)
@@ -502,7 +503,7 @@ class Producer:
         else:
             self.stats["failed"] += 1
         if future.history_op is not None and future.tp is not None:
-            value = _text(future.value)
+            value = value_text(future.value)
             if error is None and offset is not None and self.config.acks_int != 0:
                 self.cluster.history_complete(future.history_op, "ok", (str(future.tp), offset, value))
             elif error is None or maybe_written:
@@ -606,11 +607,6 @@ def _record_size(key: bytes | None, value: bytes | None, headers: tuple[Header, 
         size += len(k) + (len(v) if v else 0) + 10
     return size
 
-
-def _text(value: bytes | None) -> str:
-    if value is None:
-        return "null"
-    return value.decode("utf-8", errors="backslashreplace")
 
 
 __all__ = ["Producer", "ProducerConfig", "SendFuture"]
