@@ -27,7 +27,8 @@ the cluster's catalogue at restart (Kafka replays its metadata log).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable
+import random
+from typing import TYPE_CHECKING, Any, Callable
 
 from core_log.errors import CoreLogError, CorruptRecordError, OffsetOutOfRangeError
 from core_log.log import Log
@@ -42,9 +43,13 @@ from core_log.messages import (
     REQUEST_TIMED_OUT,
     UNKNOWN_LEADER_EPOCH,
     UNKNOWN_TOPIC_OR_PARTITION,
+    COORDINATOR_NOT_AVAILABLE,
+    INVALID_GROUP_ID,
     AlterPartitionRequest,
     AlterPartitionResponse,
     BrokerHeartbeat,
+    FindCoordinatorRequest,
+    FindCoordinatorResponse,
     Envelope,
     FetchRequest,
     FetchResponse,
@@ -59,6 +64,8 @@ from core_log.messages import (
     StopReplicas,
     TopicPartition,
 )
+from core_log.group import GroupCoordinator, coordinator_handlers
+from core_log.offsets import OFFSETS_TOPIC, partition_for_group
 from core_log.partition import FollowerState, LeaderState, PendingProduce
 from core_log.records import iter_batches, read_batch_header
 from core_log.replica import Replica
@@ -99,6 +106,7 @@ class Broker:
         self._parked: dict[TopicPartition, list[tuple[FetchRequest, str, int]]] = {}
         self._correlation = 0
         self.crash_count = 0
+        self.groups = GroupCoordinator(self, random.Random(cluster.rng.getrandbits(64)))
 
     # ── lifecycle ────────────────────────────────────────────────────────────
     def start(self) -> None:
@@ -135,6 +143,7 @@ class Broker:
             self.storage.crash(CRASH_MODES[mode])  # type: ignore[arg-type]
         self.alive = False
         self.crash_count += 1
+        self.groups.unload_all()
         self.replicas.clear()
         self.leading.clear()
         self.metadata.clear()
@@ -146,6 +155,7 @@ class Broker:
         for replica in self.replicas.values():
             replica.log.close()
         self.alive = False
+        self.groups.unload_all()
         self.replicas.clear()
         self.leading.clear()
         self.metadata.clear()
@@ -219,6 +229,32 @@ class Broker:
         handler = _HANDLERS.get(type(envelope.message))
         if handler is not None:
             handler(self, envelope.message, envelope.src)
+            return
+        group_handler = _GROUP_HANDLERS.get(type(envelope.message))
+        if group_handler is not None:
+            src, incarnation = envelope.src, self.incarnation
+
+            def reply(message: Any) -> None:  # answers may come later (a held JoinGroup): only if still alive
+                if self.alive and self.incarnation == incarnation:
+                    self._send(src, message)
+
+            group_handler(self.groups, envelope.message, reply)
+
+    def _on_find_coordinator(self, msg: FindCoordinatorRequest, src: str) -> None:
+        """Which broker coordinates this group: the leader of its ``__consumer_offsets`` partition."""
+        if not isinstance(msg.group_id, str) or not msg.group_id:
+            self._send(src, FindCoordinatorResponse(INVALID_GROUP_ID, -1, msg.correlation_id))
+            return
+        topic = self.cluster.topics.get(OFFSETS_TOPIC)
+        if topic is None:
+            self.cluster.ensure_offsets_topic()  # Kafka creates it on the first FindCoordinator
+            self._send(src, FindCoordinatorResponse(COORDINATOR_NOT_AVAILABLE, -1, msg.correlation_id))
+            return
+        update = self.metadata.get(TopicPartition(OFFSETS_TOPIC, partition_for_group(msg.group_id, topic.partitions)))
+        if update is None or update.leader < 0:
+            self._send(src, FindCoordinatorResponse(COORDINATOR_NOT_AVAILABLE, -1, msg.correlation_id))
+        else:
+            self._send(src, FindCoordinatorResponse(NONE, update.leader, msg.correlation_id))
 
     def _on_init_producer_id(self, msg: InitProducerIdRequest, src: str) -> None:
         self._send(src, InitProducerIdResponse(NONE, self.cluster.controller.allocate_producer_id(), 0,
@@ -229,6 +265,8 @@ class Broker:
 
     def _stop_replicas(self, topic: str) -> None:
         for tp in sorted(tp for tp in self.replicas if tp.topic == topic):
+            if topic == OFFSETS_TOPIC:
+                self.groups.unload(tp.partition)
             replica = self.replicas.pop(tp)
             self.leading.pop(tp, None)
             self.metadata.pop(tp, None)
@@ -279,10 +317,15 @@ class Broker:
         self.leading[tp] = state
         self._fetch_in_flight.pop(tp, None)
         self._maybe_advance_hw(tp)
+        if tp.topic == OFFSETS_TOPIC:
+            self.groups.unload(tp.partition)
+            self.groups.load(tp.partition)
 
     def _become_follower(self, replica: Replica, update: PartitionUpdate) -> None:
         tp = update.tp
         old = self.leading.pop(tp, None)
+        if tp.topic == OFFSETS_TOPIC:
+            self.groups.unload(tp.partition)
         if old is not None:
             for pending in old.pending:
                 pending.reply(NOT_LEADER_OR_FOLLOWER, -1)  # type: ignore[operator]
@@ -560,6 +603,30 @@ class Broker:
             self._maybe_advance_hw(tp)
             reply(NONE, info.first_offset)
 
+    def append_internal(self, tp: TopicPartition, records: bytes, timeout_ms: int,
+                        done: Callable[[str], None]) -> None:
+        """Append a batch as this partition's leader and call ``done(error)`` once the HW passes it.
+
+        The group coordinator writes commits and group metadata this way: like an
+        ``acks=all`` produce, so an acknowledged commit is on every in-sync replica.
+        """
+        replica, state = self.replicas.get(tp), self.leading.get(tp)
+        if replica is None or state is None:
+            done(NOT_LEADER_OR_FOLLOWER)
+            return
+        if len(state.isr) < self.cluster.topics[tp.topic].min_insync_replicas:
+            done(NOT_ENOUGH_REPLICAS)
+            return
+        try:
+            info = replica.log.append(records, leader_epoch=state.leader_epoch)
+        except CoreLogError as exc:
+            done(getattr(exc, "kafka_name", INVALID_RECORD))
+            return
+        self._wake_parked(tp)
+        state.pending.append(PendingProduce(info.last_offset, info.first_offset,
+                                            lambda error, _offset: done(error), self.cluster.now_ms() + timeout_ms))
+        self._maybe_advance_hw(tp)
+
     # ── metadata ─────────────────────────────────────────────────────────────
     def _on_metadata(self, req: MetadataRequest, src: str) -> None:
         partitions = {}
@@ -592,4 +659,8 @@ _HANDLERS = {
     AlterPartitionResponse: Broker._on_alter_partition_response,
     StopReplicas: Broker._on_stop_replicas,
     InitProducerIdRequest: Broker._on_init_producer_id,
+    FindCoordinatorRequest: Broker._on_find_coordinator,
 }
+
+#: Group requests go to the broker's coordinator role, which may answer later (held joins).
+_GROUP_HANDLERS = coordinator_handlers()

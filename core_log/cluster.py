@@ -33,6 +33,7 @@ from core_log.history import History, Op
 from core_log.log import LogConfig
 from core_log.messages import TopicPartition
 from core_log.network import FaultPlan, Network
+from core_log.offsets import OFFSETS_TOPIC
 from core_log.storage import FileStorage, SimStorage, Storage
 
 MAX_BROKERS = 9
@@ -80,10 +81,22 @@ class ClusterConfig:
     replica_socket_timeout_ms: int = 30_000
     controller_check_interval_ms: int = 500
     log_maintenance_interval_ms: int = 5000  # Kafka checks retention every 300 s; a lab wants it sooner
+    # consumer groups (Kafka's broker settings; partition count small for a lab, Kafka's default is 50)
+    offsets_topic_num_partitions: int = 3
+    offsets_topic_replication_factor: int = 3  # capped at the number of brokers
+    offsets_topic_segment_bytes: int = 1024 * 1024  # Kafka: 100 MiB; small so compaction shows in a lab
+    offsets_commit_timeout_ms: int = 5000
+    group_initial_rebalance_delay_ms: int = 3000
+    group_min_session_timeout_ms: int = 6000
+    group_max_session_timeout_ms: int = 1_800_000
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            require_int(f.name, getattr(self, f.name), 1, 24 * 3600 * 1000)
+            low = 0 if f.name == "group_initial_rebalance_delay_ms" else 1
+            high = MAX_PARTITIONS if f.name == "offsets_topic_num_partitions" else 24 * 3600 * 1000
+            require_int(f.name, getattr(self, f.name), low, high)
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms:
+            raise ConfigError("group_min_session_timeout_ms must not exceed group_max_session_timeout_ms")
 
 
 @dataclass
@@ -225,6 +238,12 @@ class Cluster:
         if not isinstance(name, str) or not _TOPIC_NAME.match(name) or len(name) > MAX_TOPIC_NAME_CHARS \
                 or name in (".", ".."):
             raise ClusterError(f"topic name {name!r} must be 1–{MAX_TOPIC_NAME_CHARS} of a-z A-Z 0-9 . _ -")
+        if name.startswith("__"):
+            raise ClusterError(f"topic names starting with '__' are reserved for internal topics, got {name!r}")
+        return self._create_topic(name, partitions, replication_factor, configs)
+
+    def _create_topic(self, name: str, partitions: int, replication_factor: int,
+                      configs: dict[str, Any] | None, internal: bool = False) -> Topic:
         if name in self.topics:
             raise ClusterError(f"topic {name!r} already exists")
         if len(self.topics) >= MAX_TOPICS:
@@ -240,16 +259,29 @@ class Cluster:
         topic = Topic(name, partitions, replication_factor, min_isr, unclean, log_config, configs)
         self.topics[name] = topic
         self.controller.create_partitions(name, partitions, replication_factor, unclean)
+        why = " (internal: it stores consumer groups' committed offsets)" if internal else ""
         self.events.emit(self.now_ms(), "TopicCreated",
-                         f"Topic {name} created: {partitions} partition(s), replication factor "
+                         f"Topic {name} created{why}: {partitions} partition(s), replication factor "
                          f"{replication_factor}, min.insync.replicas={min_isr}.",
                          topic=name, partitions=partitions, replication_factor=replication_factor)
         return topic
+
+    def ensure_offsets_topic(self) -> Topic:
+        """Create ``__consumer_offsets`` if it does not exist yet (Kafka does so on first use)."""
+        existing = self.topics.get(OFFSETS_TOPIC)
+        if existing is not None:
+            return existing
+        rf = min(self.config.offsets_topic_replication_factor, len(self.brokers))
+        return self._create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, rf, {
+            "cleanup.policy": "compact", "segment.bytes": self.config.offsets_topic_segment_bytes,
+            "min.insync.replicas": 1}, internal=True)
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic: its partitions disappear and every broker removes the replicas' files."""
         if name not in self.topics:
             raise ClusterError(f"no topic {name!r}")
+        if name == OFFSETS_TOPIC:
+            raise ClusterError(f"{OFFSETS_TOPIC} is internal: it holds every group's committed offsets")
         del self.topics[name]
         self.controller.delete_topic(name)
         self.events.emit(self.now_ms(), "TopicDeleted",
@@ -395,6 +427,7 @@ class Cluster:
                         "configs": dict(t.configs)} for t in sorted(self.topics.values(), key=lambda t: t.name)],
             "partitions": partitions,
             "clients": [c.describe() for _, c in sorted(self.clients.items()) if hasattr(c, "describe")],
+            "groups": self.describe_groups(),
             "network": {
                 "isolated": {n: (None if peers is None else sorted(peers))
                              for n, peers in sorted(self.network.plan.isolated.items())},
@@ -403,6 +436,14 @@ class Cluster:
                 "sent": self.network.sent, "dropped": self.network.dropped,
             },
         }
+
+    def describe_groups(self) -> list[dict[str, Any]]:
+        """Every consumer group as its current coordinator sees it (for the live view)."""
+        out = []
+        for broker in self.brokers.values():
+            if broker.alive:
+                out.extend(broker.groups.describe_group(g) for g in broker.groups.groups.values())
+        return sorted(out, key=lambda g: g["group_id"])
 
     def check_invariants(self) -> None:
         """Raise AssertionError naming the seed if any invariant is broken."""

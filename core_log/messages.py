@@ -48,6 +48,26 @@ INVALID_RECORD = "INVALID_RECORD"
 KAFKA_STORAGE_ERROR = "KAFKA_STORAGE_ERROR"
 NETWORK_EXCEPTION = "NETWORK_EXCEPTION"
 INVALID_REQUEST = "INVALID_REQUEST"
+# group coordination
+COORDINATOR_NOT_AVAILABLE = "COORDINATOR_NOT_AVAILABLE"
+NOT_COORDINATOR = "NOT_COORDINATOR"
+COORDINATOR_LOAD_IN_PROGRESS = "COORDINATOR_LOAD_IN_PROGRESS"
+ILLEGAL_GENERATION = "ILLEGAL_GENERATION"
+UNKNOWN_MEMBER_ID = "UNKNOWN_MEMBER_ID"
+MEMBER_ID_REQUIRED = "MEMBER_ID_REQUIRED"
+REBALANCE_IN_PROGRESS = "REBALANCE_IN_PROGRESS"
+INCONSISTENT_GROUP_PROTOCOL = "INCONSISTENT_GROUP_PROTOCOL"
+INVALID_SESSION_TIMEOUT = "INVALID_SESSION_TIMEOUT"
+FENCED_INSTANCE_ID = "FENCED_INSTANCE_ID"
+GROUP_ID_NOT_FOUND = "GROUP_ID_NOT_FOUND"
+NON_EMPTY_GROUP = "NON_EMPTY_GROUP"
+INVALID_GROUP_ID = "INVALID_GROUP_ID"
+OFFSET_METADATA_TOO_LARGE = "OFFSET_METADATA_TOO_LARGE"
+INVALID_COMMIT_OFFSET_SIZE = "INVALID_COMMIT_OFFSET_SIZE"
+
+#: Errors after which a group member looks for the coordinator again.
+COORDINATOR_ERRORS = frozenset({COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
+                                REQUEST_TIMED_OUT, NETWORK_EXCEPTION})
 
 #: Errors after which a producer refreshes metadata before retrying.
 METADATA_ERRORS = frozenset({NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, FENCED_LEADER_EPOCH,
@@ -186,6 +206,142 @@ class InitProducerIdResponse:
     error: str
     producer_id: int
     producer_epoch: int
+    correlation_id: int
+
+
+# ── consumer groups (classic protocol) and offsets ──────────────────────────
+
+
+@dataclass(frozen=True)
+class FindCoordinatorRequest:
+    group_id: str
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class FindCoordinatorResponse:
+    error: str
+    coordinator: int  # broker id, -1 when unknown
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class JoinGroupRequest:
+    """``protocols``: (assignor name, subscription bytes) in the member's order of preference."""
+
+    group_id: str
+    member_id: str  # "" for a new member (the coordinator answers MEMBER_ID_REQUIRED with one)
+    group_instance_id: str | None
+    client_id: str
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    protocol_type: str
+    protocols: tuple[tuple[str, bytes], ...]
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class JoinGroupResponse:
+    """The leader gets every member's (member id, instance id, chosen protocol's subscription bytes)."""
+
+    error: str
+    generation: int
+    protocol: str | None
+    leader: str
+    member_id: str
+    members: tuple[tuple[str, str | None, bytes], ...]
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class SyncGroupRequest:
+    group_id: str
+    generation: int
+    member_id: str
+    group_instance_id: str | None
+    assignments: tuple[tuple[str, bytes], ...]  # only the leader sends them
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class SyncGroupResponse:
+    error: str
+    assignment: bytes
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class HeartbeatRequest:
+    group_id: str
+    generation: int
+    member_id: str
+    group_instance_id: str | None
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class HeartbeatResponse:
+    error: str
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class LeaveGroupRequest:
+    group_id: str
+    member_id: str
+    group_instance_id: str | None
+    reason: str
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class LeaveGroupResponse:
+    error: str
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class OffsetCommitRequest:
+    """``generation`` -1 and ``member_id`` "" commit for an empty group (admin tools, assign-mode clients)."""
+
+    group_id: str
+    generation: int
+    member_id: str
+    group_instance_id: str | None
+    offsets: tuple[tuple[TopicPartition, int, int, str], ...]  # (tp, offset, leader epoch, metadata)
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class OffsetCommitResponse:
+    errors: tuple[tuple[TopicPartition, str], ...]
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class OffsetFetchRequest:
+    group_id: str
+    partitions: tuple[TopicPartition, ...] | None  # None: every partition the group committed
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class OffsetFetchResponse:
+    error: str
+    offsets: tuple[tuple[TopicPartition, int, str], ...]  # (tp, committed offset or -1, metadata)
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class DescribeGroupRequest:
+    group_id: str
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class DescribeGroupResponse:
+    error: str
+    group: dict  # state, generation, protocol, leader, members (JSON-shaped)
     correlation_id: int
 
 

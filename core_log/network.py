@@ -144,6 +144,12 @@ class Network:
                  or src is None or src.incarnation != envelope.src_incarnation)
         if stale or (self.plan.isolated and self.plan.cut(envelope.src, envelope.dst)):
             self.dropped += 1
+            refused = getattr(src, "connection_refused", None)
+            if (refused is not None and dst is not None and src is not None and src.alive
+                    and src.incarnation == envelope.src_incarnation and not self.plan.cut(envelope.src, envelope.dst)
+                    and (not dst.alive or dst.incarnation != envelope.dst_incarnation)):
+                # the process is gone but its host answers: a connection reset the client hears about
+                self._schedule(self.plan.default_latency_ms, lambda: refused(envelope))
             return
         self.delivered += 1
         dst.receive(envelope)
