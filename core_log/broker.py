@@ -36,6 +36,7 @@ from core_log.messages import (
     CORRUPT_MESSAGE,
     FENCED_LEADER_EPOCH,
     INVALID_RECORD,
+    INVALID_REQUEST,
     NONE,
     NOT_ENOUGH_REPLICAS,
     NOT_LEADER_OR_FOLLOWER,
@@ -50,6 +51,8 @@ from core_log.messages import (
     BrokerHeartbeat,
     FindCoordinatorRequest,
     FindCoordinatorResponse,
+    ListOffsetsRequest,
+    ListOffsetsResponse,
     Envelope,
     FetchRequest,
     FetchResponse,
@@ -627,6 +630,25 @@ class Broker:
                                             lambda error, _offset: done(error), self.cluster.now_ms() + timeout_ms))
         self._maybe_advance_hw(tp)
 
+    def _on_list_offsets(self, req: ListOffsetsRequest, src: str) -> None:
+        """ListOffsets on the leader: -2 → log start, -1 → high watermark, else the first record at/after a time."""
+        replica, state = self.replicas.get(req.tp), self.leading.get(req.tp)
+        if replica is None or state is None:
+            self._send(src, ListOffsetsResponse(req.tp, NOT_LEADER_OR_FOLLOWER, -1, -1, req.correlation_id))
+            return
+        start, hw = replica.log.log_start_offset, replica.high_watermark
+        if req.timestamp_ms == -2:
+            offset, ts = start, -1
+        elif req.timestamp_ms == -1:
+            offset, ts = hw, -1
+        elif req.timestamp_ms < 0:
+            self._send(src, ListOffsetsResponse(req.tp, INVALID_REQUEST, -1, -1, req.correlation_id))
+            return
+        else:
+            found = replica.log.offset_for_timestamp(req.timestamp_ms)
+            offset, ts = found if found is not None and found[0] < hw else (-1, -1)
+        self._send(src, ListOffsetsResponse(req.tp, NONE, offset, ts, req.correlation_id, start, hw))
+
     # ── metadata ─────────────────────────────────────────────────────────────
     def _on_metadata(self, req: MetadataRequest, src: str) -> None:
         partitions = {}
@@ -660,6 +682,7 @@ _HANDLERS = {
     StopReplicas: Broker._on_stop_replicas,
     InitProducerIdRequest: Broker._on_init_producer_id,
     FindCoordinatorRequest: Broker._on_find_coordinator,
+    ListOffsetsRequest: Broker._on_list_offsets,
 }
 
 #: Group requests go to the broker's coordinator role, which may answer later (held joins).

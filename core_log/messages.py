@@ -211,6 +211,30 @@ class InitProducerIdResponse:
 
 # ── consumer groups (classic protocol) and offsets ──────────────────────────
 
+EARLIEST_TIMESTAMP = -2  # ListOffsets: the log start offset
+LATEST_TIMESTAMP = -1  # ListOffsets: the high watermark (what a read_uncommitted consumer can reach)
+
+
+@dataclass(frozen=True)
+class ListOffsetsRequest:
+    """Ask a partition's leader for an offset: earliest, latest, or the first at/after a timestamp."""
+
+    tp: TopicPartition
+    timestamp_ms: int  # EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, or a time in ms
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class ListOffsetsResponse:
+    tp: TopicPartition
+    error: str
+    offset: int  # -1 when no record is that recent
+    timestamp_ms: int
+    correlation_id: int
+    log_start_offset: int = -1
+    high_watermark: int = -1
+
+
 
 @dataclass(frozen=True)
 class FindCoordinatorRequest:
