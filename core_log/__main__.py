@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for name in sorted(SCENARIOS):
             scenario = SCENARIOS[name]
-            expect = "valid" if not scenario.expect else " or ".join(scenario.expect)
+            expect = scenario.expectation
             print(f"{name:28} expect {expect:36} {scenario.description}")
         return 0
     if args.command == "simulate":

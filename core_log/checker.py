@@ -83,7 +83,8 @@ Differences from Kafka/Jepsen:
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from core_log.errors import ConfigError
@@ -351,6 +352,7 @@ class Verdict:
     acked: int  # sends that completed ok
     consumed: int  # distinct values read by ok polls
     final: bool = False  # whether this verdict judged the history as finished (reports unseen)
+    stats: dict[str, Any] = field(default_factory=dict)  # delivery counts (DeliveryStats.summary)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON: ``valid``, ``anomalies`` (name → count), ``acked``, ``consumed`` and details."""
@@ -360,12 +362,75 @@ class Verdict:
             "anomalies": dict(self.counts),
             "acked": self.acked,
             "consumed": self.consumed,
+            "stats": self.stats,
             "details": {name: [a.to_json() for a in found] for name, found in self.anomalies.items()},
         }
 
 
+class DeliveryStats:
+    """How often each value was delivered: to consumers (polls) and to downstream sinks.
+
+    These are counts, not anomalies. At-least-once delivery *is allowed* to
+    deliver twice, so "the sink applied 12 records twice" is the lesson of an
+    at-least-once lab, not a bug; "every acknowledged value read exactly once"
+    is what exactly-once promises. :meth:`summary` gives:
+
+    * ``consume_counts`` — times read → how many values were read that many
+      times, over every consuming process (or those named);
+    * ``sink`` (when any consumer wrote to a sink) — ``applied``, ``ignored_repeats``
+      (an idempotent sink recognised a repeat), ``duplicates`` (extra
+      applications of a value a non-idempotent sink applied more than once) and,
+      in final summaries, ``lost`` (acknowledged values the sink never applied).
+    """
+
+    def __init__(self) -> None:
+        self.reads: dict[str, Counter[str]] = {}  # process -> value -> times read
+        self.acked: set[str] = set()
+        self.sink_applied: Counter[str] = Counter()
+        self.sink_ignored = 0
+        self.sink_writes = 0
+
+    def observe(self, op: Op) -> None:
+        if op.type == "invoke":
+            return
+        if op.f == "poll" and op.type == "ok":
+            counts = self.reads.setdefault(op.process, Counter())
+            for pairs in op.value.values():
+                counts.update(v for _, v in pairs)
+        elif op.f == "send" and op.type == "ok":
+            self.acked.add(op.value[2])
+        elif op.f == "sink":
+            self.sink_writes += 1
+            if op.type == "ok":
+                self.sink_applied[op.value[1]] += 1
+            else:
+                self.sink_ignored += 1
+
+    def consume_counts(self, processes: Iterable[str] | None = None) -> dict[int, int]:
+        total: Counter[str] = Counter()
+        for process in sorted(self.reads if processes is None else set(processes) & set(self.reads)):
+            total.update(self.reads[process])
+        return dict(sorted(Counter(total.values()).items()))
+
+    def summary(self, final: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.reads:
+            out["consume_counts"] = {str(k): v for k, v in self.consume_counts().items()}
+        if self.sink_writes:
+            sink: dict[str, Any] = {
+                "writes": self.sink_writes, "applied": sum(self.sink_applied.values()),
+                "ignored_repeats": self.sink_ignored,
+                "duplicates": sum(n - 1 for n in self.sink_applied.values() if n > 1),
+                "values_applied_twice_or_more": sum(1 for n in self.sink_applied.values() if n > 1),
+            }
+            if final:
+                sink["lost"] = sum(1 for v in self.acked if v not in self.sink_applied)
+            out["sink"] = sink
+        return out
+
+
 def _verdict(found: Mapping[str, Iterable[Anomaly]], final: bool, acked: int, consumed: int,
-             presorted: bool = False) -> Verdict:
+             presorted: bool = False, stats: dict[str, Any] | None = None) -> Verdict:
     anomalies: dict[str, tuple[Anomaly, ...]] = {}
     for name in ANOMALY_NAMES:
         if name == "unseen" and not final:
@@ -377,7 +442,7 @@ def _verdict(found: Mapping[str, Iterable[Anomaly]], final: bool, acked: int, co
             anomalies[name] = instances
     return Verdict(valid=not anomalies, anomalies=anomalies,
                    counts={name: len(found) for name, found in anomalies.items()},
-                   acked=acked, consumed=consumed, final=final)
+                   acked=acked, consumed=consumed, final=final, stats=stats or {})
 
 
 # ── rendering: facts → Anomaly (shared by Checker and check) ────────────────
@@ -465,6 +530,9 @@ def check(ops: Iterable[Op], context: CheckerContext | None = None, final: bool 
     """Judge a whole history in one plain pass; with ``final`` also report ``unseen``."""
     ops = list(ops)
     found: dict[str, list[Anomaly]] = {name: [] for name in ANOMALY_NAMES}
+    stats = DeliveryStats()
+    for op in ops:
+        stats.observe(op)
 
     # 1. Gather facts: ok sends (with the producer's crash count when invoked), ok polls,
     #    every (partition, offset, value) anyone reported, and what was read.
@@ -594,7 +662,7 @@ def check(ops: Iterable[Op], context: CheckerContext | None = None, final: bool 
     # 6. G1a hook: once transactions exist, an ok poll reading a value whose send failed goes here.
 
     consumed = len({value for _, value in observed})
-    return _verdict(found, final, acked=len(ok_sends), consumed=consumed)
+    return _verdict(found, final, acked=len(ok_sends), consumed=consumed, stats=stats.summary(final))
 
 
 # ── the incremental checker ─────────────────────────────────────────────────
@@ -692,6 +760,7 @@ class Checker:
         self._learned_low: dict[str, int] = {}  # partition with skips -> lowest offset learned since last verdict
         # results
         self._found: dict[str, _Found] = {name: _Found() for name in ANOMALY_NAMES}  # unseen: rendered lazily
+        self.stats = DeliveryStats()
 
     # ── feeding ──────────────────────────────────────────────────────────────
 
@@ -701,6 +770,7 @@ class Checker:
             raise ValueError(f"the checker expected op {self._next_index} next, got op {op.index}: "
                              "ops must be observed once each, in index order")
         self._next_index += 1
+        self.stats.observe(op)
         if op.type == "invoke":
             if op.f == "send":
                 self._epoch_at_invoke[op.index] = self._crashes.get(op.process, 0)
@@ -907,4 +977,5 @@ class Checker:
         """The verdict on everything observed so far; ``final`` judges it as a finished run (adds unseen)."""
         self._refresh_skips()
         found = {name: self._instances(name) for name in ANOMALY_NAMES if final or name != "unseen"}
-        return _verdict(found, final, acked=self._acked, consumed=len(self._consumed), presorted=True)
+        return _verdict(found, final, acked=self._acked, consumed=len(self._consumed), presorted=True,
+                        stats=self.stats.summary(final))

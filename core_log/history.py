@@ -28,6 +28,9 @@ values are unique strings, never retried above the client::
     assign ok/info (partition, ...)             partitions and (re)positioned on them
     crash  invoke  None                         a client process restarts: it forgets
     crash  info    None                         its positions and in-flight sends
+    sink   invoke  (partition, value)           a consumer hands a record to its downstream
+    sink   ok      (partition, value)           the downstream applied it (again, if it is not idempotent)
+    sink   fail    (partition, value)           an idempotent downstream recognised a repeat and ignored it
 
 Every op has ``index`` (its position in the history), ``process`` (a client name
 such as ``"producer-1"``), ``time_ms`` (simulated, never decreasing) and, for a
@@ -59,7 +62,7 @@ from core_log.errors import ConfigError, CoreLogError
 
 OP_TYPES = ("invoke", "ok", "fail", "info")
 COMPLETION_TYPES = ("ok", "fail", "info")
-OP_FUNCTIONS = ("send", "poll", "assign", "crash")
+OP_FUNCTIONS = ("send", "poll", "assign", "crash", "sink")
 DEFAULT_MAX_OPS = 1_000_000
 JSON_FORMAT = "core_log.history/1"
 
@@ -304,6 +307,12 @@ def _partitions(f: str, value: Any) -> tuple[str, ...]:
     return tuple(_check_str("a partition", p) for p in value)
 
 
+def _sink_value(value: Any) -> tuple[str, str]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise HistoryError(f"a sink value must be (partition, value), got {value!r}")
+    return (_check_str("a partition", value[0]), _check_str("a sunk value", value[1]))
+
+
 def _normalize_invoke_value(f: str, value: Any) -> Any:
     if f == "send":
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
@@ -311,6 +320,8 @@ def _normalize_invoke_value(f: str, value: Any) -> Any:
         return (_check_str("a partition", value[0]), _check_str("a sent value", value[1]))
     if f == "assign":
         return _partitions("assign", value)
+    if f == "sink":
+        return _sink_value(value)
     if value is not None:
         raise HistoryError(f"a {f} invoke's value must be None, got {value!r}")
     return None
@@ -354,6 +365,12 @@ def _normalize_completion_value(invoke_op: Op, type: str, value: Any) -> Any:
         return reads
     if f == "assign":
         return _partitions("assign", value)
+    if f == "sink":
+        if type == "info":
+            raise HistoryError("a sink write completes ok (applied) or fail (ignored as a repeat)")
+        if _sink_value(value) != invoke_op.value:
+            raise HistoryError(f"sink {type} {value!r} does not match its invoke {invoke_op.value!r}")
+        return invoke_op.value
     # crash
     if type != "info":
         raise HistoryError(f"a crash completes as 'info' (the client's fate is not a result), got {type!r}")

@@ -17,6 +17,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from core_log import sim_groups
 from core_log.checker import Checker, CheckerContext
 from core_log.cluster import Cluster, ClusterConfig
 from core_log.consumer import Consumer, ConsumerConfig
@@ -48,8 +49,20 @@ class Scenario:
     name: str
     description: str
     expect: tuple[str, ...]  # () = valid; else anomaly names of which at least one must appear
-    workload: Callable[[], Workload]
-    faults: Callable[["Run"], None]
+    workload: Callable[[], Workload] | None = None
+    faults: Callable[["Run"], None] | None = None
+    # consumer-side scenarios (sim_groups.py) run themselves and judge their own figures:
+    runner: Callable[[int, bool, bool], dict[str, Any]] | None = None
+    expect_text: str = ""
+
+    @property
+    def expectation(self) -> str:
+        return self.expect_text or (" or ".join(self.expect) if self.expect else "valid")
+
+    @property
+    def always(self) -> bool:
+        """Whether every seed must come out as expected (safe configurations, consumer semantics)."""
+        return not self.expect or self.runner is not None
 
 
 class Run:
@@ -59,6 +72,7 @@ class Run:
         self.keep_timeline = keep_timeline
         self.scenario = scenario
         self.seed = seed
+        assert scenario.workload is not None and scenario.faults is not None
         self.w = scenario.workload()
         self.rng = random.Random(seed ^ 0x5EED)
         self.cluster = Cluster(brokers=self.w.brokers, seed=seed, config=self.w.cluster, strict=strict)
@@ -103,6 +117,7 @@ class Run:
 
     def execute(self) -> dict[str, Any]:
         c = self.cluster
+        assert self.scenario.faults is not None
         self.scenario.faults(self)
         c.run_for(self.w.duration_ms)
         self.producing = False
@@ -311,6 +326,22 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("power-loss-all-replicas", "Every replica loses power at once and nothing was fsynced "
              "(flush.messages is Kafka's default: never). Replication, not fsync, is what makes Kafka durable — "
              "and here every copy is gone.", ("lost-write", "inconsistent-offsets"), _power_loss, _power_loss_faults),
+    Scenario("consumer-crash-at-least-once", "A group of three commits after processing; one consumer dies "
+             "mid-batch. Its partitions move and resume at the last commit, so a non-idempotent sink applies "
+             "some records twice — and nothing is lost (at-least-once).", (),
+             runner=sim_groups.consumer_crash_at_least_once,
+             expect_text="valid; sink duplicates > 0; none lost"),
+    Scenario("commit-before-process-crash", "The same crash, but offsets are committed right after poll, before "
+             "processing: the rest of the dead consumer's batch is never processed (at-most-once).", (),
+             runner=sim_groups.commit_before_process_crash, expect_text="sink lost > 0"),
+    Scenario("slow-consumer-retention", "A consumer slower than the producer on a topic with small retention: "
+             "segments it has not read are deleted, its position falls below the log start and "
+             "auto.offset.reset=latest jumps it forward — a documented skip, not a bug.", (),
+             runner=sim_groups.slow_consumer_retention, expect_text="documented retention skip"),
+    Scenario("rebalance-eager-vs-cooperative", "A member joins and another leaves a group of three on 12 "
+             "partitions, once with range (eager: everyone gives up everything) and once with cooperative-sticky "
+             "(only moving partitions are revoked). Reports both revocation counts.", (),
+             runner=sim_groups.rebalance_eager_vs_cooperative, expect_text="cooperative revokes fewer"),
 ]}
 
 
@@ -322,4 +353,6 @@ def run_scenario(name: str, seed: int, strict: bool = False, timeline: bool = Fa
     """
     if name not in SCENARIOS:
         raise KeyError(f"unknown scenario {name!r}; known: {', '.join(sorted(SCENARIOS))}")
+    if SCENARIOS[name].runner is not None:
+        return SCENARIOS[name].runner(seed, strict, timeline)  # type: ignore[misc]
     return Run(SCENARIOS[name], seed, strict=strict, keep_timeline=timeline).execute()

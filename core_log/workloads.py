@@ -1,4 +1,4 @@
-"""Lab actors that generate traffic: the telemetry producer the guide keeps coming back to.
+"""Lab actors: the telemetry producer the guide keeps coming back to, and consumers that do work.
 
 A factory sends machine telemetry to Kafka keyed by ``machine_id``, so every
 reading of one machine lands in one partition, in order. :class:`TelemetryProducer`
@@ -13,9 +13,29 @@ time, with the key choices a lab needs:
 Rates change on the fly (``set_rate``) and :meth:`TelemetryProducer.burst` sends
 a spike. Values are unique (``<client>-<n>``) so the checker can follow each one.
 
+:class:`LabConsumer` is the consumer side of the lessons: a group member that
+*processes* records at ``rate_per_s`` and hands each to a downstream
+:class:`Sink`, with one of three commit strategies —
+
+* ``"after"`` — commit (synchronously) after processing each polled batch:
+  **at-least-once**. A crash mid-batch means the next owner re-processes what
+  was done since the last commit, so a non-idempotent sink applies it twice;
+* ``"before"`` — commit right after ``poll()``, before processing:
+  **at-most-once**. A crash mid-batch means the rest of the batch is never
+  processed — the sink loses it;
+* ``"auto"`` — ``enable.auto.commit``: every ``poll()`` commits what the
+  previous poll returned (at-least-once, with up to ``auto.commit.interval.ms``
+  of re-processing after a crash).
+
+The sink is the downstream system (a database, a billing service). An
+idempotent sink remembers (key, sequence) pairs and ignores a repeat — the
+standard way to make at-least-once delivery effectively exactly-once. Each
+write is a ``sink`` op in the history, so the checker counts what the sink
+applied twice and what it never applied.
+
 Differences from a real workload: sends happen at exact multiples of the send
 interval in simulated time (no jitter), and values are small text, not encoded
-telemetry.
+telemetry. Processing takes exactly 1/rate seconds per record.
 """
 
 from __future__ import annotations
@@ -23,13 +43,20 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
+from dataclasses import replace
+
+from core_log.consumer import CommitFuture, Consumer, ConsumerConfig
 from core_log.errors import require_int
+from core_log.messages import TopicPartition
 from core_log.producer import Producer, ProducerConfig, SendFuture
+from core_log.records import Record
 
 if TYPE_CHECKING:
     from core_log.cluster import Cluster
 
 KEY_MODES = ("machines", "null", "hot")
+COMMIT_STRATEGIES = ("after", "before", "auto")
+MAX_PROCESS_RATE_PER_S = 100_000
 MAX_RATE_PER_S = 50_000
 MAX_MACHINES = 100_000
 MAX_BURST_RECORDS = 1_000_000
@@ -115,3 +142,168 @@ class TelemetryProducer:
     def describe(self) -> dict[str, object]:
         return {**self.producer.describe(), "topic": self.topic, "rate_per_s": self.rate_per_s,
                 "keys": self.keys, "machines": self.machines, "running": self.running}
+
+
+class Sink:
+    """A downstream system that consumers write to; idempotent ones ignore repeats by (key, sequence)."""
+
+    def __init__(self, name: str = "sink", idempotent: bool = False) -> None:
+        self.name = name
+        self.idempotent = bool(idempotent)
+        self.applied = 0
+        self.ignored_repeats = 0
+        self._seen: dict[tuple[bytes | None, str], int] = {}
+
+    def write(self, cluster: "Cluster", writer: str, tp: TopicPartition, record: Record) -> bool:
+        """Apply one record; returns False if an idempotent sink recognised it as a repeat."""
+        value = record.value.decode("utf-8", "backslashreplace") if record.value is not None else "null"
+        identity = (record.key, value)  # the value ends in the producer's sequence number
+        op = cluster.history_invoke(writer, "sink", (str(tp), value))
+        times = self._seen.get(identity, 0)
+        self._seen[identity] = times + 1
+        if times and self.idempotent:
+            self.ignored_repeats += 1
+            cluster.history_complete(op, "fail", (str(tp), value))
+            return False
+        self.applied += 1
+        cluster.history_complete(op, "ok", (str(tp), value))
+        return True
+
+    def applied_twice(self) -> int:
+        """Values a non-idempotent sink applied more than once (what an idempotent one would have caught)."""
+        return sum(1 for n in self._seen.values() if n > 1) if not self.idempotent else 0
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "idempotent": self.idempotent, "applied": self.applied,
+                "ignored_repeats": self.ignored_repeats, "applied_twice": self.applied_twice()}
+
+
+class LabConsumer:
+    """A group member that processes ``rate_per_s`` records/s into a sink, committing per ``commit``."""
+
+    def __init__(self, cluster: "Cluster", client_id: str, topic: str, group_id: str, *,
+                 rate_per_s: int = 1000, commit: str = "after", sink: Sink | None = None,
+                 config: ConsumerConfig | None = None) -> None:
+        if commit not in COMMIT_STRATEGIES:
+            raise ValueError(f"commit must be one of {COMMIT_STRATEGIES}, got {commit!r}")
+        if topic not in cluster.topics:
+            raise ValueError(f"unknown topic {topic!r}")
+        self.cluster = cluster
+        self.topic = topic
+        self.commit = commit
+        self.sink = sink
+        self.rate_per_s = 0
+        self.set_rate(rate_per_s)
+        base = config or ConsumerConfig(auto_offset_reset="earliest")
+        self.consumer = Consumer(cluster, client_id, replace(base, group_id=group_id,
+                                                             enable_auto_commit=(commit == "auto")),
+                                 auto_poll=False)
+        self.processed = 0
+        self.uncommitted = 0  # records processed since the last commit this consumer sent
+        self.batch: list[tuple[TopicPartition, Record]] = []
+        self.done: dict[TopicPartition, int] = {}  # last processed offset + 1 per partition (this batch on)
+        self._carry = 0.0
+        self._commit_in_flight: CommitFuture | None = None
+        self._loop_generation = 0
+        self.consumer.subscribe([topic], on_revoked=self._on_revoked, on_lost=self._on_lost)
+        self._start_loop()
+
+    @property
+    def client_id(self) -> str:
+        return self.consumer.node_id
+
+    def set_rate(self, rate_per_s: int) -> None:
+        require_int("rate_per_s", rate_per_s, 1, MAX_PROCESS_RATE_PER_S)
+        self.rate_per_s = rate_per_s
+
+    @property
+    def mid_batch(self) -> bool:
+        """Processing a polled batch: some of it done, some not, and no commit waiting."""
+        return bool(self.batch) and bool(self.done) and self._commit_in_flight is None
+
+    def crash(self) -> None:
+        """Kill the process mid-batch: what it processed but did not commit will be processed again."""
+        self.consumer.crash()
+        self.batch.clear()
+        self.done.clear()
+        self._commit_in_flight = None
+        self._loop_generation += 1
+
+    def restart(self) -> None:
+        self.consumer.restart()
+        self._start_loop()
+
+    def close(self) -> None:
+        """Stop cleanly: finish nothing more, commit what was processed, leave the group."""
+        if self.commit == "after" and self.done:
+            self.consumer.commit_async(dict(self.done))
+        self.batch.clear()
+        self._loop_generation += 1
+        self.consumer.close()
+
+    def _start_loop(self) -> None:
+        self._loop_generation += 1
+        generation = self._loop_generation
+
+        def tick() -> None:
+            if generation != self._loop_generation or not self.consumer.alive:
+                return
+            self._work()
+            self.cluster.schedule(TICK_MS, tick)
+
+        self.cluster.schedule(TICK_MS, tick)
+
+    def _work(self) -> None:
+        if self._commit_in_flight is not None and not self._commit_in_flight.done:
+            return  # commitSync: the application waits here
+        self._commit_in_flight = None
+        if not self.batch:
+            self._carry = 0.0
+            if self.commit != "after":
+                self.done = {}
+            self.batch = self.consumer.poll()
+            if self.batch and self.commit == "before":
+                positions = {}
+                for tp, rec in self.batch:
+                    positions[tp] = rec.offset + 1
+                self._commit_in_flight = self.consumer.commit_sync(positions)
+                self.uncommitted = 0
+            return
+        self._carry += self.rate_per_s * TICK_MS / 1000
+        budget = int(self._carry)
+        self._carry -= budget
+        while budget > 0 and self.batch:
+            tp, rec = self.batch.pop(0)
+            budget -= 1
+            if tp not in self.consumer.positions:
+                continue  # revoked meanwhile
+            if self.sink is not None:
+                self.sink.write(self.cluster, self.client_id, tp, rec)
+            self.processed += 1
+            self.uncommitted += 1
+            self.done[tp] = rec.offset + 1
+        if not self.batch and self.commit == "after" and self.done:
+            self._commit_in_flight = self.consumer.commit_sync(dict(self.done))
+            self.done = {}
+            self.uncommitted = 0
+
+    def _on_revoked(self, partitions: tuple[TopicPartition, ...]) -> None:
+        gone = set(partitions)
+        if self.commit == "after":
+            processed = {tp: off for tp, off in self.done.items() if tp in gone}
+            if processed:
+                self.consumer.commit_async(processed)  # commit progress before handing the partition on
+        self._drop(gone)
+
+    def _on_lost(self, partitions: tuple[TopicPartition, ...]) -> None:
+        self._drop(set(partitions))
+
+    def _drop(self, gone: set[TopicPartition]) -> None:
+        self.batch = [(tp, rec) for tp, rec in self.batch if tp not in gone]
+        for tp in gone:
+            self.done.pop(tp, None)
+
+    def describe(self) -> dict[str, object]:
+        return {**self.consumer.describe(), "rate_per_s": self.rate_per_s, "commit": self.commit,
+                "processed": self.processed, "batch_remaining": len(self.batch),
+                "sink": self.sink.describe() if self.sink else None}

@@ -630,3 +630,26 @@ def test_incremental_verdict_equals_full_pass_after_every_op(plan, which):
             assert replay.verdict(final=True) == check(ops[:i + 1], context, final=True)
     for final in (False, True):
         assert checker.verdict(final) == replay.verdict(final) == check(ops, context, final=final)
+
+
+def test_delivery_stats_count_reads_and_sink_applications():
+    """Ensure consume counts and sink duplicates/losses are counted the same by Checker and check()."""
+    h = History()
+    s = h.invoke("p", "send", ("t-0", "a"), 0)
+    h.complete(s, "ok", ("t-0", 0, "a"), 1)
+    s = h.invoke("p", "send", ("t-0", "b"), 2)
+    h.complete(s, "ok", ("t-0", 1, "b"), 3)
+    for process in ("c1", "c2"):
+        poll = h.invoke(process, "poll", None, 5)
+        h.complete(poll, "ok", {"t-0": ((0, "a"),)}, 5)
+    for typ in ("ok", "ok", "fail"):
+        w = h.invoke("c1", "sink", ("t-0", "a"), 7)
+        h.complete(w, typ, ("t-0", "a"), 7)
+    checker = Checker()
+    h.subscribe(checker.observe, replay=True)
+    verdict = checker.verdict(final=True)
+    assert verdict == check(h.ops)
+    assert verdict.stats["consume_counts"] == {"2": 1}
+    assert verdict.stats["sink"] == {"writes": 3, "applied": 2, "ignored_repeats": 1, "duplicates": 1,
+                                     "values_applied_twice_or_more": 1, "lost": 1}
+    assert checker.stats.consume_counts(["c1"]) == {1: 1}

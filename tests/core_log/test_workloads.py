@@ -87,3 +87,63 @@ def test_bad_settings_are_refused(kwargs):
         TelemetryProducer(c, "telemetry", "machine.telemetry", **kwargs)
     with pytest.raises(ValueError):
         TelemetryProducer(c, "t2", "no.such.topic")
+
+
+# ── lab consumers and sinks ──────────────────────────────────────────────────
+
+from core_log.checker import Checker  # noqa: E402
+from core_log.consumer import ConsumerConfig  # noqa: E402
+from core_log.workloads import LabConsumer, Sink  # noqa: E402
+
+_GROUP_CFG = ConsumerConfig(auto_offset_reset="earliest", session_timeout_ms=10_000)
+
+
+def test_lab_consumer_processes_at_its_rate_and_lags_behind_a_faster_producer():
+    """Ensure a 50 records/s consumer processes about 50/s and falls behind a 200 records/s producer."""
+    c = _cluster()
+    TelemetryProducer(c, "telemetry", "machine.telemetry", rate_per_s=200).start()
+    worker = LabConsumer(c, "worker", "machine.telemetry", "g", rate_per_s=50, config=_GROUP_CFG)
+    c.run_for(8000)  # join (incl. the 3 s initial rebalance delay)
+    start = worker.processed
+    c.run_for(10_000)
+    assert 450 <= worker.processed - start <= 520
+    assert sum(worker.consumer.lag(tp) or 0 for tp in worker.consumer.assignment) > 1000
+
+
+def test_idempotent_sink_ignores_repeats_and_plain_sink_applies_them_twice():
+    """Ensure re-processing after a crash is applied twice by a plain sink and ignored by an idempotent one."""
+    results = {}
+    for idempotent in (False, True):
+        c = _cluster()
+        checker = Checker()
+        c.attach_checker(checker)
+        producer = TelemetryProducer(c, "telemetry", "machine.telemetry", rate_per_s=300)
+        producer.start()
+        sink = Sink("db", idempotent=idempotent)
+        workers = [LabConsumer(c, f"w{i}", "machine.telemetry", "g", rate_per_s=120, commit="after", sink=sink,
+                               config=_GROUP_CFG) for i in (1, 2)]
+        c.run_for(10_000)
+        assert c.run_until(lambda: workers[0].mid_batch, 5000, step_ms=5)
+        workers[0].crash()
+        c.run_for(15_000)
+        producer.stop()
+        c.run_until(lambda: not workers[1].batch and workers[1].consumer.caught_up()
+                    and len(workers[1].consumer.assignment) == 6, 60_000, step_ms=100)
+        stats = checker.verdict(final=True).stats["sink"]
+        results[idempotent] = (stats, sink.describe())
+    plain, plain_sink = results[False]
+    assert plain["duplicates"] > 0 and plain["lost"] == 0 and plain_sink["applied_twice"] > 0
+    idem, idem_sink = results[True]
+    assert idem["duplicates"] == 0 and idem["ignored_repeats"] > 0 and idem["lost"] == 0
+    assert idem_sink["ignored_repeats"] == idem["ignored_repeats"]
+
+
+def test_lab_consumer_validation():
+    """Ensure unknown commit strategies, topics and bad rates are refused with a reason."""
+    c = _cluster()
+    with pytest.raises(ValueError, match="commit must be"):
+        LabConsumer(c, "x", "machine.telemetry", "g", commit="sometimes")
+    with pytest.raises(ValueError, match="unknown topic"):
+        LabConsumer(c, "y", "nope", "g")
+    with pytest.raises(ConfigError, match="rate_per_s"):
+        LabConsumer(c, "z", "machine.telemetry", "g", rate_per_s=0)
