@@ -53,6 +53,9 @@ from core_log.messages import (
     FindCoordinatorResponse,
     ListOffsetsRequest,
     ListOffsetsResponse,
+    TxnOffsetCommitRequest,
+    WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
     Envelope,
     FetchRequest,
     FetchResponse,
@@ -67,10 +70,11 @@ from core_log.messages import (
     StopReplicas,
     TopicPartition,
 )
+from core_log import txn as txn_module
 from core_log.group import GroupCoordinator, coordinator_handlers
 from core_log.offsets import OFFSETS_TOPIC, partition_for_group
 from core_log.partition import FollowerState, LeaderState, PendingProduce
-from core_log.records import iter_batches, read_batch_header
+from core_log.records import ControlType, encode_control_batch, iter_batches, read_batch_header
 from core_log.replica import Replica
 from core_log.storage import SimStorage, Storage
 
@@ -110,6 +114,7 @@ class Broker:
         self._correlation = 0
         self.crash_count = 0
         self.groups = GroupCoordinator(self, random.Random(cluster.rng.getrandbits(64)))
+        self.txn = txn_module.TransactionCoordinator(self)
 
     # ── lifecycle ────────────────────────────────────────────────────────────
     def start(self) -> None:
@@ -133,6 +138,8 @@ class Broker:
         self._every(self.cluster.config.broker_heartbeat_interval_ms, self._heartbeat, immediately=True)
         self._every(max(1, self.cluster.config.replica_lag_time_max_ms // 2), self._check_isr)
         self._every(self.cluster.config.log_maintenance_interval_ms, self._maintain_logs)
+        self._every(self.cluster.config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+                    self.txn.check_timeouts)
 
     def crash(self, mode: str) -> None:
         """Stop the process: ``kill`` keeps unsynced writes, ``power_loss``/``power_loss_torn`` do not."""
@@ -147,6 +154,7 @@ class Broker:
         self.alive = False
         self.crash_count += 1
         self.groups.unload_all()
+        self.txn.unload_all()
         self.replicas.clear()
         self.leading.clear()
         self.metadata.clear()
@@ -159,6 +167,7 @@ class Broker:
             replica.log.close()
         self.alive = False
         self.groups.unload_all()
+        self.txn.unload_all()
         self.replicas.clear()
         self.leading.clear()
         self.metadata.clear()
@@ -233,33 +242,46 @@ class Broker:
         if handler is not None:
             handler(self, envelope.message, envelope.src)
             return
-        group_handler = _GROUP_HANDLERS.get(type(envelope.message))
-        if group_handler is not None:
+        role = _ROLE_HANDLERS.get(type(envelope.message))
+        if role is not None:
             src, incarnation = envelope.src, self.incarnation
 
             def reply(message: Any) -> None:  # answers may come later (a held JoinGroup): only if still alive
                 if self.alive and self.incarnation == incarnation:
                     self._send(src, message)
 
-            group_handler(self.groups, envelope.message, reply)
+            attribute, handler = role
+            handler(getattr(self, attribute), envelope.message, reply)
 
     def _on_find_coordinator(self, msg: FindCoordinatorRequest, src: str) -> None:
-        """Which broker coordinates this group: the leader of its ``__consumer_offsets`` partition."""
-        if not isinstance(msg.group_id, str) or not msg.group_id:
-            self._send(src, FindCoordinatorResponse(INVALID_GROUP_ID, -1, msg.correlation_id))
+        """Which broker coordinates a group (or a transactional id): the leader of its internal partition."""
+        if not isinstance(msg.group_id, str) or not msg.group_id or msg.key_type not in (0, 1):
+            self._send(src, FindCoordinatorResponse(INVALID_GROUP_ID if msg.key_type == 0 else INVALID_REQUEST, -1,
+                                                    msg.correlation_id))
             return
-        topic = self.cluster.topics.get(OFFSETS_TOPIC)
-        if topic is None:
-            self.cluster.ensure_offsets_topic()  # Kafka creates it on the first FindCoordinator
+        internal = OFFSETS_TOPIC if msg.key_type == 0 else txn_module.TRANSACTION_STATE_TOPIC
+        topic = self.cluster.topics.get(internal)
+        if topic is None:  # Kafka creates the internal topic on the first FindCoordinator
+            if msg.key_type == 0:
+                self.cluster.ensure_offsets_topic()
+            else:
+                self.cluster.ensure_transaction_state_topic()
             self._send(src, FindCoordinatorResponse(COORDINATOR_NOT_AVAILABLE, -1, msg.correlation_id))
             return
-        update = self.metadata.get(TopicPartition(OFFSETS_TOPIC, partition_for_group(msg.group_id, topic.partitions)))
+        partition = (partition_for_group(msg.group_id, topic.partitions) if msg.key_type == 0
+                     else txn_module.partition_for_transactional_id(msg.group_id, topic.partitions))
+        update = self.metadata.get(TopicPartition(internal, partition))
         if update is None or update.leader < 0:
             self._send(src, FindCoordinatorResponse(COORDINATOR_NOT_AVAILABLE, -1, msg.correlation_id))
         else:
             self._send(src, FindCoordinatorResponse(NONE, update.leader, msg.correlation_id))
 
     def _on_init_producer_id(self, msg: InitProducerIdRequest, src: str) -> None:
+        if msg.transactional_id is not None:
+            incarnation = self.incarnation
+            self.txn.handle_init(msg, lambda resp: self._send(src, resp)
+                                 if self.alive and self.incarnation == incarnation else None)
+            return
         self._send(src, InitProducerIdResponse(NONE, self.cluster.controller.allocate_producer_id(), 0,
                                                msg.correlation_id))
 
@@ -323,12 +345,17 @@ class Broker:
         if tp.topic == OFFSETS_TOPIC:
             self.groups.unload(tp.partition)
             self.groups.load(tp.partition)
+        elif tp.topic == txn_module.TRANSACTION_STATE_TOPIC:
+            self.txn.unload(tp.partition)
+            self.txn.load(tp.partition)
 
     def _become_follower(self, replica: Replica, update: PartitionUpdate) -> None:
         tp = update.tp
         old = self.leading.pop(tp, None)
         if tp.topic == OFFSETS_TOPIC:
             self.groups.unload(tp.partition)
+        elif tp.topic == txn_module.TRANSACTION_STATE_TOPIC:
+            self.txn.unload(tp.partition)
         if old is not None:
             for pending in old.pending:
                 pending.reply(NOT_LEADER_OR_FOLLOWER, -1)  # type: ignore[operator]
@@ -385,7 +412,7 @@ class Broker:
                         continue
                     replica.log.append(batch.to_bytes(), assign_offsets=False)
                     replica.epoch_cache.assign(batch.partition_leader_epoch, batch.base_offset)
-                    replica.producer_state.update_from_batch(batch, batch.base_offset)
+                    replica.apply_batch(batch, batch.base_offset)
             except (CorruptRecordError, CoreLogError) as exc:
                 self.cluster.events.emit(self.cluster.now_ms(), "FetchRejected",
                                          f"Broker {self.broker_id} refused records for {tp}: {exc}.",
@@ -445,7 +472,7 @@ class Broker:
             follower.on_fetch(req.fetch_offset, log.log_end_offset, self.cluster.now_ms())
             self._maybe_expand_isr(tp, state, req.replica_id, req.fetch_offset)
             self._maybe_advance_hw(tp)
-        upper = log.log_end_offset if req.replica_id >= 0 else replica.high_watermark
+        upper = _fetch_upper(replica, req)
         if req.fetch_offset >= upper and req.max_wait_ms > 0:
             self._park(req, src)
             return
@@ -474,7 +501,7 @@ class Broker:
         replica = self.replicas.get(tp)
         still: list[tuple[FetchRequest, str, int]] = []
         for req, src, token in parked:
-            upper = (replica.log_end_offset if req.replica_id >= 0 else replica.high_watermark) if replica else 0
+            upper = _fetch_upper(replica, req) if replica else 0
             if replica is None or req.fetch_offset < upper:
                 self._reply_fetch(req, src, NONE)
             else:
@@ -485,18 +512,24 @@ class Broker:
     def _reply_fetch(self, req: FetchRequest, src: str, error: str, diverging: tuple[int, int] | None = None) -> None:
         replica = self.replicas.get(req.tp)
         records = b""
+        aborted: tuple[tuple[int, int], ...] = ()
         if replica is None:
-            hw = lso = leo = -1
+            hw = start = leo = stable = -1
         else:
-            hw, lso, leo = replica.high_watermark, replica.log.log_start_offset, replica.log_end_offset
+            hw, start, leo = replica.high_watermark, replica.log.log_start_offset, replica.log_end_offset
+            stable = replica.last_stable_offset
             if error == NONE and diverging is None:
-                upper = leo if req.replica_id >= 0 else hw
+                upper = _fetch_upper(replica, req)
                 try:
                     batches = replica.log.read(req.fetch_offset, req.max_bytes, max_offset=upper)
                     records = b"".join(b.to_bytes() for b in batches)
+                    if req.isolation_level == 1 and batches:
+                        aborted = tuple((e.producer_id, e.first_offset) for e in replica.log.aborted_txns(
+                            batches[0].base_offset, batches[-1].next_offset))
                 except OffsetOutOfRangeError:
                     error = OFFSET_OUT_OF_RANGE
-        self._send(src, FetchResponse(req.tp, error, hw, lso, leo, records, req.correlation_id, diverging))
+        self._send(src, FetchResponse(req.tp, error, hw, start, leo, records, req.correlation_id, diverging,
+                                      stable, aborted))
 
     # ── leader side: ISR and HW ──────────────────────────────────────────────
     def _maybe_expand_isr(self, tp: TopicPartition, state: LeaderState, follower: int, fetch_offset: int) -> None:
@@ -596,7 +629,7 @@ class Broker:
         except CoreLogError as exc:
             reply(getattr(exc, "kafka_name", INVALID_RECORD), -1)
             return
-        replica.producer_state.update_from_batch(batch, info.first_offset)
+        replica.apply_batch(batch, info.first_offset)
         self._wake_parked(tp)
         if req.acks == -1:
             state.pending.append(PendingProduce(info.last_offset, info.first_offset, reply,
@@ -625,10 +658,37 @@ class Broker:
         except CoreLogError as exc:
             done(getattr(exc, "kafka_name", INVALID_RECORD))
             return
+        replica.apply_batch(read_batch_header(records), info.first_offset)
         self._wake_parked(tp)
         state.pending.append(PendingProduce(info.last_offset, info.first_offset,
                                             lambda error, _offset: done(error), self.cluster.now_ms() + timeout_ms))
         self._maybe_advance_hw(tp)
+
+    def _on_write_txn_markers(self, req: WriteTxnMarkersRequest, src: str) -> None:
+        """Append a COMMIT or ABORT marker to each partition this broker leads; answer once replicated."""
+        results: dict[TopicPartition, str] = {}
+        incarnation = self.incarnation
+
+        def one_done(tp: TopicPartition, error: str) -> None:
+            results[tp] = error
+            if error == NONE and tp.topic == OFFSETS_TOPIC:
+                self.groups.complete_txn(tp.partition, req.producer_id, req.commit)
+            if len(results) == len(req.partitions) and self.alive and self.incarnation == incarnation:
+                self._send(src, WriteTxnMarkersResponse(req.producer_id, tuple(sorted(results.items())),
+                                                        req.correlation_id))
+
+        for tp in req.partitions:
+            if tp not in self.leading:
+                one_done(tp, NOT_LEADER_OR_FOLLOWER)
+                continue
+            marker = encode_control_batch(ControlType.COMMIT if req.commit else ControlType.ABORT,
+                                          producer_id=req.producer_id, producer_epoch=req.producer_epoch,
+                                          coordinator_epoch=req.coordinator_epoch, timestamp_ms=self.cluster.now_ms())
+            self.append_internal(tp, marker, self.cluster.config.offsets_commit_timeout_ms,
+                                 lambda error, tp=tp: one_done(tp, error))
+
+    def _on_write_txn_markers_response(self, resp: WriteTxnMarkersResponse, src: str) -> None:
+        self.txn.on_markers_response(resp)
 
     def _on_list_offsets(self, req: ListOffsetsRequest, src: str) -> None:
         """ListOffsets on the leader: -2 → log start, -1 → high watermark, else the first record at/after a time."""
@@ -671,6 +731,13 @@ class Broker:
         }
 
 
+def _fetch_upper(replica: Replica, req: FetchRequest) -> int:
+    """How far a fetch may read: followers to the log end, consumers to the HW (read_committed: the LSO)."""
+    if req.replica_id >= 0:
+        return replica.log_end_offset
+    return replica.last_stable_offset if req.isolation_level == 1 else replica.high_watermark
+
+
 #: Message type → the broker method that handles it (a table, not an isinstance chain: it is hot).
 _HANDLERS = {
     PartitionUpdate: Broker._on_partition_update,
@@ -683,7 +750,12 @@ _HANDLERS = {
     InitProducerIdRequest: Broker._on_init_producer_id,
     FindCoordinatorRequest: Broker._on_find_coordinator,
     ListOffsetsRequest: Broker._on_list_offsets,
+    WriteTxnMarkersRequest: Broker._on_write_txn_markers,
+    WriteTxnMarkersResponse: Broker._on_write_txn_markers_response,
 }
 
-#: Group requests go to the broker's coordinator role, which may answer later (held joins).
-_GROUP_HANDLERS = coordinator_handlers()
+#: Requests for a coordinator role (attribute of the broker) — they may be answered later (held joins).
+_ROLE_HANDLERS: dict[type, tuple[str, Any]] = {
+    **{t: ("groups", h) for t, h in coordinator_handlers().items()},
+    **{t: ("txn", h) for t, h in txn_module.coordinator_handlers().items()},
+}

@@ -20,7 +20,10 @@ The anomalies (see :data:`DEFINITIONS` for the one-line version the UI shows):
 * ``int-poll-skip`` / ``int-nonmonotonic-poll`` — the same inside one poll;
 * ``nonmonotonic-send`` — a producer's later-invoked send landed at or before
   the offset of its previous one;
-* ``unseen`` — (final verdicts only) acknowledged values no consumer ever read.
+* ``unseen`` — (final verdicts only) acknowledged values no consumer ever read;
+* ``G1a`` — a poll read a value whose send failed or whose transaction aborted;
+* ``precommitted-read`` — a poll read a transactional value before its
+  transaction committed.
 
 Offsets may be sparse (compaction, transaction markers), so "one past" is
 measured in *known* offsets: the index distance from offset ``a`` to offset
@@ -46,12 +49,11 @@ Jepsen for that workload, every anomaly above makes a verdict invalid.
 
 Differences from Kafka/Jepsen:
 
-* Only the passes that apply to a non-transactional, assign-mode workload with
-  one micro-op per op are ported. There is no Elle cycle search (``G0``,
-  ``G1c``), and no ``int-send-skip``, ``int-nonmonotonic-send`` or
-  ``precommitted-read`` (they need multi-send ops or transactions). ``G1a``
-  (a poll observed a value whose send *failed*) waits for ``txn.py``; see
-  :data:`NOT_YET_CHECKED` and the hook in both implementations.
+* Only the passes that apply to one micro-op per op are ported. There is no
+  Elle cycle search (``G0``, ``G1c``), and no ``int-send-skip`` or
+  ``int-nonmonotonic-send`` (they need multi-send ops). A transaction's sends
+  are separate ops whose ``ok``/``fail`` arrives at commit/abort; ``G1a`` and
+  ``precommitted-read`` are judged per read value against that outcome.
 * Jepsen turns offsets into a dense *index* by picking one value per offset
   (nondeterministically when offsets conflict). We keep raw offsets and count
   known offsets between them instead, so conflicts never change a verdict.
@@ -91,6 +93,7 @@ from core_log.errors import ConfigError
 from core_log.history import Op
 
 ANOMALY_NAMES = (
+    "G1a",
     "duplicate",
     "inconsistent-offsets",
     "int-nonmonotonic-poll",
@@ -99,12 +102,18 @@ ANOMALY_NAMES = (
     "nonmonotonic-poll",
     "nonmonotonic-send",
     "poll-skip",
+    "precommitted-read",
     "unseen",
 )
-NOT_YET_CHECKED = ("G1a",)  # needs transactions (txn.py): a poll observed a value whose send failed
 SKIPPED_OFFSETS_SHOWN = 5  # how many skipped offsets an explanation lists before "…"
 
 DEFINITIONS: dict[str, str] = {
+    "G1a": (
+        "Aborted read: a consumer read a record whose write failed or whose transaction aborted, "
+        "so it saw data that officially never existed."),
+    "precommitted-read": (
+        "A consumer read a transactional record before its transaction committed, "
+        "so it acted on data that could still have been aborted."),
     "duplicate": (
         "One record appears at more than one offset of a partition: the leader appended it twice, "
         "usually because a producer retried a batch the broker did not recognise as a retry."),
@@ -201,6 +210,12 @@ class CheckerContext:
 
 
 _GENERIC_CAUSE = {
+    "G1a": (
+        "isolation.level=read_uncommitted returns records of open and aborted transactions; "
+        "read_committed consumers skip aborted ones using the aborted-transaction index."),
+    "precommitted-read": (
+        "isolation.level=read_uncommitted reads up to the high watermark, past open transactions; "
+        "read_committed stops at the last stable offset until the COMMIT marker is written."),
     "duplicate": (
         "the same record was appended twice: a retry the broker did not recognise as one, for example "
         "after the producer restarted with a new producer id."),
@@ -429,6 +444,73 @@ class DeliveryStats:
         return out
 
 
+class TxnReads:
+    """``G1a`` and ``precommitted-read``: what reads reveal about writes that failed or had not committed.
+
+    * a poll that reads a value whose send completed ``fail`` (definitely not
+      written — or its transaction aborted) is an aborted read, ``G1a``; also
+      when the send fails only *after* the read;
+    * a poll that reads the value of a transactional send (invoke tagged
+      ``"txn"``) before that send completed ``ok`` at commit is a
+      ``precommitted-read``.
+
+    Reads of sends that end ``info`` (outcome unknown) prove nothing. Shared by
+    :class:`Checker` and :func:`check`, so both report the same instances.
+    """
+
+    def __init__(self, context: "CheckerContext | None") -> None:
+        self.context = context
+        self.invoked_txn: dict[int, tuple[str, str]] = {}  # pending transactional send invoke → (p, v)
+        self.pending: set[tuple[str, str]] = set()
+        self.failed: dict[tuple[str, str], int] = {}  # (p, v) → the fail op
+        self.early: dict[tuple[str, str], list[tuple[int, int, str]]] = {}  # (p, v) → [(poll op, offset, process)]
+        self.reported: set[tuple] = set()
+
+    def observe(self, op: Op) -> list[tuple[str, tuple, Anomaly]]:
+        return [(name, key, a) for name, key, a in self._observe(op)
+                if (name, key) not in self.reported and not self.reported.add((name, key))]  # type: ignore[func-returns-value]
+
+    def _observe(self, op: Op) -> list[tuple[str, tuple, Anomaly]]:
+        found: list[tuple[str, tuple, Anomaly]] = []
+        if op.f == "send":
+            if op.type == "invoke":
+                if len(op.value) == 3:
+                    self.invoked_txn[op.index] = (op.value[0], op.value[1])
+                    self.pending.add((op.value[0], op.value[1]))
+                return found
+            partition, _, value = op.value
+            key = (partition, value)
+            if self.invoked_txn.pop(op.invoke_index, None) is not None:
+                self.pending.discard(key)
+            early = self.early.pop(key, [])
+            if op.type == "fail":
+                self.failed[key] = op.index
+                found.extend(self._g1a(partition, value, poll, offset, process, op.index)
+                             for poll, offset, process in early)
+            elif op.type == "ok":
+                found.extend(("precommitted-read", (partition, value, poll), Anomaly(
+                    "precommitted-read", partition, (offset,), (value,), (poll, op.index),
+                    f"{process} read {value} at offset {offset} of {partition} (op {poll}) before its transaction "
+                    f"committed (op {op.index}).", likely_cause("precommitted-read", self.context)))
+                    for poll, offset, process in early)
+        elif op.f == "poll" and op.type == "ok":
+            for partition in sorted(op.value):
+                for offset, value in op.value[partition]:
+                    key = (partition, value)
+                    if key in self.failed:
+                        found.append(self._g1a(partition, value, op.index, offset, op.process, self.failed[key]))
+                    elif key in self.pending:
+                        self.early.setdefault(key, []).append((op.index, offset, op.process))
+        return found
+
+    def _g1a(self, partition: str, value: str, poll: int, offset: int, process: str,
+             fail_op: int) -> tuple[str, tuple, Anomaly]:
+        return ("G1a", (partition, value, poll), Anomaly(
+            "G1a", partition, (offset,), (value,), tuple(sorted({poll, fail_op})),
+            f"{process} read {value} at offset {offset} of {partition} (op {poll}), but that write failed "
+            f"or its transaction aborted (op {fail_op}).", likely_cause("G1a", self.context)))
+
+
 def _verdict(found: Mapping[str, Iterable[Anomaly]], final: bool, acked: int, consumed: int,
              presorted: bool = False, stats: dict[str, Any] | None = None) -> Verdict:
     anomalies: dict[str, tuple[Anomaly, ...]] = {}
@@ -531,8 +613,11 @@ def check(ops: Iterable[Op], context: CheckerContext | None = None, final: bool 
     ops = list(ops)
     found: dict[str, list[Anomaly]] = {name: [] for name in ANOMALY_NAMES}
     stats = DeliveryStats()
+    txn_reads = TxnReads(context)
     for op in ops:
         stats.observe(op)
+        for name, _, anomaly in txn_reads.observe(op):
+            found[name].append(anomaly)
 
     # 1. Gather facts: ok sends (with the producer's crash count when invoked), ok polls,
     #    every (partition, offset, value) anyone reported, and what was read.
@@ -552,7 +637,7 @@ def check(ops: Iterable[Op], context: CheckerContext | None = None, final: bool 
             if offset is not None:
                 reports.append((partition, offset, value, op.index))
         elif op.f == "send":
-            pass  # G1a hook: failed sends (op.type == "fail") are the writers an aborted read would observe.
+            pass  # failed sends feed G1a through TxnReads
         elif op.f == "poll" and op.type == "ok":
             ok_polls.append(op)
             for partition in sorted(op.value):
@@ -659,7 +744,7 @@ def check(ops: Iterable[Op], context: CheckerContext | None = None, final: bool 
                 found["nonmonotonic-send"].append(_render_nonmonotonic_send(
                     partition, process, earlier[1:], later[1:], context))
 
-    # 6. G1a hook: once transactions exist, an ok poll reading a value whose send failed goes here.
+    # 6. G1a and precommitted-read came from TxnReads above.
 
     consumed = len({value for _, value in observed})
     return _verdict(found, final, acked=len(ok_sends), consumed=consumed, stats=stats.summary(final))
@@ -761,6 +846,7 @@ class Checker:
         # results
         self._found: dict[str, _Found] = {name: _Found() for name in ANOMALY_NAMES}  # unseen: rendered lazily
         self.stats = DeliveryStats()
+        self._txn_reads = TxnReads(context)
 
     # ── feeding ──────────────────────────────────────────────────────────────
 
@@ -771,6 +857,8 @@ class Checker:
                              "ops must be observed once each, in index order")
         self._next_index += 1
         self.stats.observe(op)
+        for name, key, anomaly in self._txn_reads.observe(op):
+            self._found[name].put(key, anomaly)
         if op.type == "invoke":
             if op.f == "send":
                 self._epoch_at_invoke[op.index] = self._crashes.get(op.process, 0)
@@ -795,7 +883,7 @@ class Checker:
     def _on_send(self, op: Op) -> None:
         epoch = self._epoch_at_invoke.pop(op.invoke_index, self._crashes.get(op.process, 0))
         if op.type != "ok":
-            return  # G1a hook: a failed send's value, if ever read, will be an aborted read.
+            return  # a failed send's value, if ever read, is an aborted read (TxnReads)
         self._acked += 1
         partition, offset, value = op.value
         if offset is not None:

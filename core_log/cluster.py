@@ -89,11 +89,16 @@ class ClusterConfig:
     group_initial_rebalance_delay_ms: int = 3000
     group_min_session_timeout_ms: int = 6000
     group_max_session_timeout_ms: int = 1_800_000
+    # transactions (Kafka's broker settings; partition count small for a lab, Kafka's default is 50)
+    transaction_state_log_num_partitions: int = 3
+    transaction_state_log_replication_factor: int = 3  # capped at the number of brokers
+    transaction_state_log_min_isr: int = 2  # capped at the replication factor
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10_000
 
     def __post_init__(self) -> None:
         for f in fields(self):
             low = 0 if f.name == "group_initial_rebalance_delay_ms" else 1
-            high = MAX_PARTITIONS if f.name == "offsets_topic_num_partitions" else 24 * 3600 * 1000
+            high = MAX_PARTITIONS if f.name.endswith("num_partitions") else 24 * 3600 * 1000
             require_int(f.name, getattr(self, f.name), low, high)
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms:
             raise ConfigError("group_min_session_timeout_ms must not exceed group_max_session_timeout_ms")
@@ -259,7 +264,10 @@ class Cluster:
         topic = Topic(name, partitions, replication_factor, min_isr, unclean, log_config, configs)
         self.topics[name] = topic
         self.controller.create_partitions(name, partitions, replication_factor, unclean)
-        why = " (internal: it stores consumer groups' committed offsets)" if internal else ""
+        why = ""
+        if internal:
+            why = (" (internal: it stores consumer groups' committed offsets)" if name == OFFSETS_TOPIC
+                   else " (internal: it stores the state of every transaction)")
         self.events.emit(self.now_ms(), "TopicCreated",
                          f"Topic {name} created{why}: {partitions} partition(s), replication factor "
                          f"{replication_factor}, min.insync.replicas={min_isr}.",
@@ -276,12 +284,24 @@ class Cluster:
             "cleanup.policy": "compact", "segment.bytes": self.config.offsets_topic_segment_bytes,
             "min.insync.replicas": 1}, internal=True)
 
+    def ensure_transaction_state_topic(self) -> Topic:
+        """Create ``__transaction_state`` if it does not exist yet (Kafka does so on first use)."""
+        from core_log.txn import TRANSACTION_STATE_TOPIC
+
+        existing = self.topics.get(TRANSACTION_STATE_TOPIC)
+        if existing is not None:
+            return existing
+        rf = min(self.config.transaction_state_log_replication_factor, len(self.brokers))
+        return self._create_topic(TRANSACTION_STATE_TOPIC, self.config.transaction_state_log_num_partitions, rf, {
+            "cleanup.policy": "compact", "segment.bytes": self.config.offsets_topic_segment_bytes,
+            "min.insync.replicas": min(self.config.transaction_state_log_min_isr, rf)}, internal=True)
+
     def delete_topic(self, name: str) -> None:
         """Delete a topic: its partitions disappear and every broker removes the replicas' files."""
         if name not in self.topics:
             raise ClusterError(f"no topic {name!r}")
-        if name == OFFSETS_TOPIC:
-            raise ClusterError(f"{OFFSETS_TOPIC} is internal: it holds every group's committed offsets")
+        if name.startswith("__"):
+            raise ClusterError(f"{name} is internal: the cluster's groups or transactions live in it")
         del self.topics[name]
         self.controller.delete_topic(name)
         self.events.emit(self.now_ms(), "TopicDeleted",
@@ -428,6 +448,7 @@ class Cluster:
             "partitions": partitions,
             "clients": [c.describe() for _, c in sorted(self.clients.items()) if hasattr(c, "describe")],
             "groups": self.describe_groups(),
+            "transactions": self.describe_transactions(),
             "network": {
                 "isolated": {n: (None if peers is None else sorted(peers))
                              for n, peers in sorted(self.network.plan.isolated.items())},
@@ -444,6 +465,14 @@ class Cluster:
             if broker.alive:
                 out.extend(broker.groups.describe_group(g) for g in broker.groups.groups.values())
         return sorted(out, key=lambda g: g["group_id"])
+
+    def describe_transactions(self) -> list[dict[str, Any]]:
+        """Every transactional id as its current coordinator sees it."""
+        out = []
+        for broker in self.brokers.values():
+            if broker.alive:
+                out.extend(broker.txn.describe())
+        return sorted(out, key=lambda t: t["transactional_id"])
 
     def check_invariants(self) -> None:
         """Raise AssertionError naming the seed if any invariant is broken."""

@@ -106,7 +106,7 @@ from core_log.messages import (
     SyncGroupResponse,
     TopicPartition,
 )
-from core_log.records import Record, iter_batches
+from core_log.records import ControlType, Record, iter_batches, parse_control_record
 
 if TYPE_CHECKING:
     from core_log.cluster import Cluster
@@ -135,8 +135,12 @@ class ConsumerConfig:
     enable_auto_commit: bool = True
     auto_commit_interval_ms: int = 5000
     partition_assignment_strategy: tuple[str, ...] = ("range", "cooperative-sticky")
+    isolation_level: str = "read_uncommitted"
 
     def __post_init__(self) -> None:
+        if self.isolation_level not in ("read_uncommitted", "read_committed"):
+            raise ConfigError(f"isolation_level must be read_uncommitted or read_committed, "
+                              f"got {self.isolation_level!r}")
         if self.auto_offset_reset not in ("earliest", "latest", "none"):
             raise ConfigError(f"auto_offset_reset must be earliest, latest or none, got {self.auto_offset_reset!r}")
         for name, low, high in (("fetch_max_bytes", 1, 64 * 1024 * 1024), ("fetch_max_wait_ms", 0, 60_000),
@@ -490,6 +494,10 @@ class Consumer:
                             "revocations": g.revocations, "rebalances": g.rebalances, "fatal": g.fatal}
         return out
 
+    @property
+    def read_committed(self) -> bool:
+        return self.config.isolation_level == "read_committed"
+
     # ── the loop ─────────────────────────────────────────────────────────────
     def _tick(self) -> None:
         if self.group is not None and self.group.topics:
@@ -517,7 +525,7 @@ class Consumer:
         self._in_flight[tp] = correlation
         self.cluster.send(self, f"broker-{meta.leader}", FetchRequest(
             tp, -1, max(position, 0), -1, meta.leader_epoch, self.config.fetch_max_bytes,
-            self.config.fetch_max_wait_ms, correlation))
+            self.config.fetch_max_wait_ms, correlation, 1 if self.read_committed else 0))
         incarnation = self.incarnation
 
         def timeout() -> None:
@@ -573,16 +581,29 @@ class Consumer:
             elif resp.error in METADATA_ERRORS:
                 self._refresh_metadata()
             return
-        self.high_watermarks[tp] = resp.high_watermark
+        # A read_committed consumer can reach the last stable offset; that is its end of the log.
+        visible_end = resp.last_stable_offset if self.read_committed else resp.high_watermark
+        self.high_watermarks[tp] = visible_end
         self.log_end_offsets[tp] = resp.log_end_offset
         position = self.fetch_positions.get(tp)
         if position is None:  # first fetch with no committed offset: start per auto_offset_reset
-            position = 0 if self.config.auto_offset_reset == "earliest" else resp.high_watermark
+            position = 0 if self.config.auto_offset_reset == "earliest" else visible_end
             self.positions[tp] = position
         records: list[Record] = []
+        # Kafka's read_committed filter: a producer's transactional batches are dropped from the first
+        # offset of one of its aborted transactions until that transaction's ABORT marker.
+        aborted = sorted(resp.aborted_transactions, key=lambda a: a[1])
+        aborting: set[int] = set()
         try:
             for batch in iter_batches(resp.records):
-                if not batch.is_control:
+                while aborted and aborted[0][1] <= batch.last_offset:
+                    aborting.add(aborted.pop(0)[0])
+                if batch.is_control:
+                    if batch.producer_id in aborting:
+                        controls = batch.records()
+                        if controls and parse_control_record(controls[0])[0] == ControlType.ABORT:
+                            aborting.discard(batch.producer_id)
+                elif not (self.read_committed and batch.is_transactional and batch.producer_id in aborting):
                     records.extend(rec for rec in batch.records() if rec.offset >= position)
                 position = max(position, batch.next_offset)
         except CorruptRecordError:

@@ -88,11 +88,14 @@ from core_log.messages import (
     SyncGroupRequest,
     SyncGroupResponse,
     TopicPartition,
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 )
 from core_log.offsets import (
     MAX_METADATA_BYTES,
     OFFSETS_TOPIC,
     OffsetAndMetadata,
+    PendingTxnOffsets,
     StoredGroup,
     StoredMember,
     group_key,
@@ -181,6 +184,7 @@ class GroupCoordinator:
         self.rng = rng
         self.groups: dict[str, ClassicGroup] = {}
         self.loaded: set[int] = set()  # __consumer_offsets partitions this broker coordinates
+        self.pending_txn: PendingTxnOffsets = {}  # offsets of open transactions: visible once committed
 
     # ── ownership ────────────────────────────────────────────────────────────
     def _partition_of(self, group_id: str) -> int:
@@ -196,15 +200,15 @@ class GroupCoordinator:
         if replica is None:
             return
         log = replica.log
-        records: list[Record] = []
+        batches = []
         position = log.log_start_offset
         while position < log.log_end_offset:
-            chunk = log.read_records(position, log.log_end_offset)
+            chunk = log.read(position, max_offset=log.log_end_offset)
             if not chunk:
                 break
-            records.extend(chunk)
-            position = chunk[-1].offset + 1
-        loaded = load(records)
+            batches.extend(b for b in chunk if b.next_offset > position)
+            position = chunk[-1].next_offset
+        loaded = load(batches)
         now = self.cluster.now_ms()
         for group_id, stored in loaded.groups.items():
             group = ClassicGroup(group_id, generation=stored.generation, protocol_type=stored.protocol_type,
@@ -222,6 +226,9 @@ class GroupCoordinator:
         for group_id, offsets in loaded.offsets.items():
             group = self.groups.setdefault(group_id, ClassicGroup(group_id, state_since_ms=now))
             group.offsets.update(offsets)
+        for pid, by_group in (loaded.pending_txn or {}).items():
+            for group_id, offsets in by_group.items():
+                self.pending_txn.setdefault(pid, {}).setdefault(group_id, {}).update(offsets)
         self.loaded.add(partition)
         names = sorted(g for g in self.groups if self._partition_of(g) == partition)
         if names:
@@ -238,6 +245,9 @@ class GroupCoordinator:
         if partition not in self.loaded:
             return
         self.loaded.discard(partition)
+        for by_group in self.pending_txn.values():
+            for group_id in [g for g in by_group if self._partition_of(g) == partition]:
+                del by_group[group_id]
         for group_id in sorted(g for g in self.groups if self._partition_of(g) == partition):
             group = self.groups.pop(group_id)
             for m in group.members.values():
@@ -250,6 +260,7 @@ class GroupCoordinator:
         """The broker died: everything in memory is gone (nothing to answer)."""
         self.groups.clear()
         self.loaded.clear()
+        self.pending_txn.clear()
 
     # ── helpers ──────────────────────────────────────────────────────────────
     def _now(self) -> int:
@@ -691,6 +702,51 @@ class GroupCoordinator:
             out.append((tp, om.offset if om else -1, om.metadata if om else ""))
         reply(OffsetFetchResponse(NONE, tuple(out), req.correlation_id))
 
+    def handle_txn_offset_commit(self, req: TxnOffsetCommitRequest, reply: Reply) -> None:
+        """Offsets committed inside a transaction: stored now, visible once the COMMIT marker lands here."""
+        def answer(error: str) -> None:
+            reply(TxnOffsetCommitResponse(tuple((tp, error) for tp, _ in req.offsets), req.correlation_id))
+
+        error = self._validate_group_id(req.group_id)
+        if error is None and req.member_id:
+            error, group, member = self._member_error(req.group_id, req.generation, req.member_id, None)
+        if error is None and (not req.offsets or len(req.offsets) > MAX_COMMIT_PARTITIONS):
+            error = INVALID_REQUEST
+        if error is None and any(tp.topic not in self.cluster.topics or off < 0 for tp, off in req.offsets):
+            error = UNKNOWN_TOPIC_OR_PARTITION
+        tp = TopicPartition(OFFSETS_TOPIC, self._partition_of(req.group_id))
+        replica = self.broker.replicas.get(tp)
+        entry = replica.producer_state.entries.get(req.producer_id) if replica else None
+        if error is None and entry is not None and req.producer_epoch < entry.epoch:
+            error = "PRODUCER_FENCED"  # a zombie of an older epoch
+        if error is not None:
+            answer(error)
+            return
+        now = self._now()
+        offsets = {t: OffsetAndMetadata(off, -1, "", now) for t, off in req.offsets}
+        records = [Record(i, now, offset_key(req.group_id, t), offset_value(om))
+                   for i, (t, om) in enumerate(sorted(offsets.items()))]
+        batch = encode_batch(records, is_transactional=True, producer_id=req.producer_id,
+                             producer_epoch=req.producer_epoch)
+
+        def done(error: str) -> None:
+            if error == NONE and self.owns(req.group_id):
+                self.pending_txn.setdefault(req.producer_id, {}).setdefault(req.group_id, {}).update(offsets)
+            answer(error if error != NONE or self.owns(req.group_id) else NOT_COORDINATOR)
+
+        self.broker.append_internal(tp, batch, self._config().offsets_commit_timeout_ms, done)
+
+    def complete_txn(self, partition: int, producer_id: int, commit: bool) -> None:
+        """A COMMIT/ABORT marker landed in ``__consumer_offsets-partition``: apply or drop the txn's offsets."""
+        by_group = self.pending_txn.get(producer_id, {})
+        for group_id in [g for g in by_group if self._partition_of(g) == partition]:
+            offsets = by_group.pop(group_id)
+            if commit:
+                group = self.groups.setdefault(group_id, ClassicGroup(group_id, state_since_ms=self._now()))
+                group.offsets.update(offsets)
+        if not by_group:
+            self.pending_txn.pop(producer_id, None)
+
     def handle_describe(self, req: DescribeGroupRequest, reply: Reply) -> None:
         error = self._validate_group_id(req.group_id)
         group = self.groups.get(req.group_id) if error is None else None
@@ -733,4 +789,5 @@ def coordinator_handlers() -> dict[type, Callable[[GroupCoordinator, Any, Reply]
         OffsetCommitRequest: GroupCoordinator.handle_offset_commit,
         OffsetFetchRequest: GroupCoordinator.handle_offset_fetch,
         DescribeGroupRequest: GroupCoordinator.handle_describe,
+        TxnOffsetCommitRequest: GroupCoordinator.handle_txn_offset_commit,
     }

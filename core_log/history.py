@@ -16,7 +16,8 @@ it ended:
 Op shapes (``f`` / ``type`` → ``value``); partitions are ``"topic-N"`` strings and
 values are unique strings, never retried above the client::
 
-    send   invoke  (partition, value)
+    send   invoke  (partition, value)           or (partition, value, "txn") for a transactional send,
+                                                whose ok/fail comes at the transaction's commit/abort
     send   ok      (partition, offset, value)   offset None only if unknown (acks=0)
     send   fail    (partition, None, value)     definitely not written
     send   info    (partition, None, value)     may or may not have been written
@@ -315,9 +316,12 @@ def _sink_value(value: Any) -> tuple[str, str]:
 
 def _normalize_invoke_value(f: str, value: Any) -> Any:
     if f == "send":
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-            raise HistoryError(f"a send invoke's value must be (partition, value), got {value!r}")
-        return (_check_str("a partition", value[0]), _check_str("a sent value", value[1]))
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) not in (2, 3) \
+                or (len(value) == 3 and value[2] != "txn"):
+            raise HistoryError(f"a send invoke's value must be (partition, value) or (partition, value, 'txn'), "
+                               f"got {value!r}")
+        head = (_check_str("a partition", value[0]), _check_str("a sent value", value[1]))
+        return head + ("txn",) if len(value) == 3 else head
     if f == "assign":
         return _partitions("assign", value)
     if f == "sink":
@@ -333,7 +337,7 @@ def _normalize_completion_value(invoke_op: Op, type: str, value: Any) -> Any:
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 3:
             raise HistoryError(f"a send {type}'s value must be (partition, offset, value), got {value!r}")
         partition, offset, sent = value
-        if (partition, sent) != invoke_op.value:
+        if (partition, sent) != tuple(invoke_op.value[:2]):
             raise HistoryError(
                 f"send {type} {(partition, sent)!r} does not match its invoke {invoke_op.value!r}")
         if type == "ok":

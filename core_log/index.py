@@ -235,3 +235,80 @@ class TimeIndex(_SparseIndex):
         keep = bisect.bisect_left(self._values, offset)
         if keep < len(self._keys):
             self._truncate_entries(keep)
+
+
+TXN_ENTRY = struct.Struct(">hqqqq")  # version, producer id, first offset, last offset, last stable offset
+
+
+class AbortedTxn(tuple):
+    """One aborted transaction: its producer and the offsets from its first record to its ABORT marker."""
+
+    __slots__ = ()
+
+    def __new__(cls, producer_id: int, first_offset: int, last_offset: int, last_stable_offset: int) -> "AbortedTxn":
+        return tuple.__new__(cls, (producer_id, first_offset, last_offset, last_stable_offset))
+
+    producer_id = property(lambda self: self[0])
+    first_offset = property(lambda self: self[1])
+    last_offset = property(lambda self: self[2])
+    last_stable_offset = property(lambda self: self[3])
+
+
+class TransactionIndex:
+    """``{base_offset:020d}.txnindex``: the aborted transactions whose ABORT marker is in this segment.
+
+    Entry (34 bytes, big-endian, Kafka's layout)::
+
+        ┌─────────────┬──────────────────┬───────────────────┬──────────────────┬─────────────────────────┐
+        │ version i16 │ producer id i64  │ first offset i64  │ last offset i64  │ last stable offset i64  │
+        └─────────────┴──────────────────┴───────────────────┴──────────────────┴─────────────────────────┘
+
+    A read_committed fetch gets the entries overlapping the range it reads and
+    drops those producers' records between first and last offset. Aborts are
+    rare, so the file is small: it is rewritten whole (atomically) on change.
+    Like the other indexes it is derived data — a replica reconciles it with the
+    markers in its log when it opens (see ``Replica``).
+    """
+
+    def __init__(self, storage: Storage, path: str) -> None:
+        self.storage = storage
+        self.path = path
+        self._entries: list[AbortedTxn] | None = None
+
+    @property
+    def entries(self) -> list[AbortedTxn]:
+        if self._entries is None:
+            self._entries = []
+            if self.storage.exists(self.path):
+                data = self.storage.read_file(self.path)
+                usable = len(data) - len(data) % TXN_ENTRY.size
+                for i in range(0, usable, TXN_ENTRY.size):
+                    version, pid, first, last, lso = TXN_ENTRY.unpack_from(data, i)
+                    if version == 0 and first <= last:
+                        self._entries.append(AbortedTxn(pid, first, last, lso))
+        return self._entries
+
+    def _save(self) -> None:
+        if not self.entries and not self.storage.exists(self.path):
+            return
+        self.storage.write_file_atomic(self.path, b"".join(TXN_ENTRY.pack(0, *e) for e in self.entries))
+
+    def append(self, entry: AbortedTxn) -> None:
+        self.entries.append(entry)
+        self._save()
+
+    def replace(self, entries: list[AbortedTxn]) -> None:
+        if entries != self.entries:
+            self._entries = list(entries)
+            self._save()
+
+    def truncate_to(self, offset: int) -> None:
+        """Forget aborts whose marker is at or after ``offset`` (the log was cut there)."""
+        kept = [e for e in self.entries if e.last_offset < offset]
+        if len(kept) != len(self.entries):
+            self._entries = kept
+            self._save()
+
+    def delete(self) -> None:
+        if self.storage.exists(self.path):
+            self.storage.remove(self.path)

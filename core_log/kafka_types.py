@@ -18,6 +18,7 @@ from core_log.errors import CoreLogError
 MAX_STRING_BYTES = 32_767
 MAX_ARRAY_ITEMS = 100_000
 
+_I8 = struct.Struct(">b")
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
@@ -32,6 +33,10 @@ class ProtocolDecodeError(CoreLogError, ValueError):
 class Writer:
     def __init__(self) -> None:
         self.out = bytearray()
+
+    def int8(self, v: int) -> "Writer":
+        self.out += _I8.pack(v)
+        return self
 
     def int16(self, v: int) -> "Writer":
         self.out += _I16.pack(v)
@@ -79,6 +84,9 @@ class Reader:
         chunk = self.data[self.pos:self.pos + n]
         self.pos += n
         return chunk
+
+    def int8(self) -> int:
+        return _I8.unpack(self._take(1))[0]
 
     def int16(self) -> int:
         return _I16.unpack(self._take(2))[0]

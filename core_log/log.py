@@ -71,6 +71,7 @@ from core_log.records import (
     set_base_offset,
     set_partition_leader_epoch,
 )
+from core_log.index import AbortedTxn
 from core_log.segment import Segment, SegmentRecovery, parse_segment_file_name
 from core_log.storage import Storage
 
@@ -534,6 +535,42 @@ class Log:
         self._check_open()
         return [b for seg in self.segments for b in seg.batches() if b.last_offset >= self.log_start_offset]
 
+    # ── aborted transactions (the per-segment .txnindex files) ───────────────
+    def _segment_holding(self, offset: int):  # type: ignore[no-untyped-def]
+        i = max(0, bisect.bisect_right(self._bases, offset) - 1)
+        return self.segments[i]
+
+    def append_aborted_txn(self, entry: AbortedTxn) -> None:
+        """Record an aborted transaction in the index of the segment holding its ABORT marker."""
+        self._check_open()
+        self._segment_holding(entry.last_offset).txn_index.append(entry)
+
+    def aborted_txns(self, start_offset: int, upper_offset: int) -> list[AbortedTxn]:
+        """Aborted transactions that overlap ``[start_offset, upper_offset)``, in marker order."""
+        self._check_open()
+        out = []
+        for seg in self.segments:
+            for e in seg.txn_index.entries:
+                if e.last_offset >= start_offset and e.first_offset < upper_offset:
+                    out.append(e)
+        return sorted(out, key=lambda e: e.last_offset)
+
+    def txn_index_entries(self) -> list[AbortedTxn]:
+        return self.aborted_txns(0, 1 << 62)
+
+    def replace_txn_indexes(self, entries: list[AbortedTxn]) -> bool:
+        """Make the .txnindex files hold exactly ``entries``; True if anything changed."""
+        self._check_open()
+        by_segment: dict[int, list[AbortedTxn]] = {seg.base_offset: [] for seg in self.segments}
+        for e in sorted(entries, key=lambda e: e.last_offset):
+            by_segment[self._segment_holding(e.last_offset).base_offset].append(e)
+        changed = False
+        for seg in self.segments:
+            if seg.txn_index.entries != by_segment[seg.base_offset]:
+                seg.txn_index.replace(by_segment[seg.base_offset])
+                changed = True
+        return changed
+
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """``(offset, timestamp)`` of the first record with timestamp ≥ ``timestamp_ms``; None if none.
 
@@ -692,6 +729,9 @@ class Log:
     def compact(self, now_ms: int | None = None, *, force: bool = False) -> CompactionResult:
         """Clean the log (cleanup.policy=compact): keep the last record per key.
 
+        The aborted-transaction entries of the cleaned segments are carried over
+        to the segments that replace them.
+
         Runs when the dirty ratio reaches ``min_cleanable_dirty_ratio``, when a
         tombstone's delete horizon has passed, or when ``force`` is set. The
         active segment is never touched; a record is removed only if a later
@@ -727,6 +767,7 @@ class Log:
         result = CompactionResult(True, ratio, "forced" if force else
                                   ("dirty ratio reached" if due else "a tombstone's delete horizon passed"))
         next_horizon = NEVER
+        aborted = self.txn_index_entries()
         for i in range(len(self.segments) - 1):
             seg = self.segments[i]
             result.bytes_before += seg.size_bytes
@@ -737,6 +778,7 @@ class Log:
         self._tombstone_horizon_ms = next_horizon
         self.first_dirty_offset = end_offset
         result.first_dirty_offset_after = end_offset
+        self.replace_txn_indexes(aborted)
         self._write_checkpoint()
         return result
 

@@ -65,6 +65,14 @@ INVALID_GROUP_ID = "INVALID_GROUP_ID"
 OFFSET_METADATA_TOO_LARGE = "OFFSET_METADATA_TOO_LARGE"
 INVALID_COMMIT_OFFSET_SIZE = "INVALID_COMMIT_OFFSET_SIZE"
 
+# transactions
+PRODUCER_FENCED = "PRODUCER_FENCED"
+CONCURRENT_TRANSACTIONS = "CONCURRENT_TRANSACTIONS"
+INVALID_TXN_STATE = "INVALID_TXN_STATE"
+INVALID_PRODUCER_ID_MAPPING = "INVALID_PRODUCER_ID_MAPPING"
+INVALID_TRANSACTION_TIMEOUT = "INVALID_TRANSACTION_TIMEOUT"
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+
 #: Errors after which a group member looks for the coordinator again.
 COORDINATOR_ERRORS = frozenset({COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
                                 REQUEST_TIMED_OUT, NETWORK_EXCEPTION})
@@ -137,6 +145,7 @@ class FetchRequest:
     max_bytes: int
     max_wait_ms: int
     correlation_id: int
+    isolation_level: int = 0  # 0 read_uncommitted (up to the HW), 1 read_committed (up to the LSO)
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,8 @@ class FetchResponse:
     records: bytes
     correlation_id: int
     diverging_epoch: tuple[int, int] | None = None  # (epoch, end offset): truncate before fetching on
+    last_stable_offset: int = -1
+    aborted_transactions: tuple[tuple[int, int], ...] = ()  # (producer id, first offset), read_committed only
 
 
 # ── clients ──────────────────────────────────────────────────────────────────
@@ -199,6 +210,7 @@ class ProduceResponse:
 class InitProducerIdRequest:
     correlation_id: int
     transactional_id: str | None = None
+    transaction_timeout_ms: int = 60_000
 
 
 @dataclass(frozen=True)
@@ -238,8 +250,9 @@ class ListOffsetsResponse:
 
 @dataclass(frozen=True)
 class FindCoordinatorRequest:
-    group_id: str
+    group_id: str  # the key: a group id, or a transactional id when key_type is 1
     correlation_id: int
+    key_type: int = 0  # 0: consumer group, 1: transaction
 
 
 @dataclass(frozen=True)
@@ -366,6 +379,93 @@ class DescribeGroupRequest:
 class DescribeGroupResponse:
     error: str
     group: dict  # state, generation, protocol, leader, members (JSON-shaped)
+    correlation_id: int
+
+
+# ── transactions ─────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class AddPartitionsToTxnRequest:
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    partitions: tuple[TopicPartition, ...]
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class AddPartitionsToTxnResponse:
+    errors: tuple[tuple[TopicPartition, str], ...]
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class AddOffsetsToTxnRequest:
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    group_id: str
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class AddOffsetsToTxnResponse:
+    error: str
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class EndTxnRequest:
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    commit: bool
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class EndTxnResponse:
+    error: str
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class WriteTxnMarkersRequest:
+    """The transaction coordinator asks a partition leader to append COMMIT/ABORT markers."""
+
+    producer_id: int
+    producer_epoch: int
+    commit: bool
+    coordinator_epoch: int
+    partitions: tuple[TopicPartition, ...]
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class WriteTxnMarkersResponse:
+    producer_id: int
+    errors: tuple[tuple[TopicPartition, str], ...]
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class TxnOffsetCommitRequest:
+    """Offsets committed inside a transaction: visible to the group only once the transaction commits."""
+
+    transactional_id: str
+    group_id: str
+    producer_id: int
+    producer_epoch: int
+    generation: int
+    member_id: str
+    offsets: tuple[tuple[TopicPartition, int], ...]
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class TxnOffsetCommitResponse:
+    errors: tuple[tuple[TopicPartition, str], ...]
     correlation_id: int
 
 

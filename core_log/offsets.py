@@ -32,9 +32,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core_log.errors import CorruptRecordError
 from core_log.kafka_types import ProtocolDecodeError, Reader, Writer
 from core_log.messages import TopicPartition
-from core_log.records import Record
+from core_log.records import ControlType, Record, RecordBatch, parse_control_record
 
 OFFSETS_TOPIC = "__consumer_offsets"
 OFFSET_KEY_VERSION = 1
@@ -178,19 +179,63 @@ def decode_record(key: bytes | None, value: bytes | None) -> DecodedOffsetsRecor
     raise ProtocolDecodeError(f"unknown __consumer_offsets key version {version}")
 
 
+PendingTxnOffsets = dict[int, dict[str, dict[TopicPartition, OffsetAndMetadata]]]  # pid → group → offsets
+
+
 @dataclass
 class LoadedPartition:
-    """What one ``__consumer_offsets`` partition holds once read back: offsets and groups."""
+    """What one ``__consumer_offsets`` partition holds once read back: offsets, groups, open txn offsets."""
 
     offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]]
     groups: dict[str, StoredGroup]
     records_read: int = 0
     records_skipped: int = 0
+    pending_txn: PendingTxnOffsets | None = None
 
 
-def load(records: list[Record]) -> LoadedPartition:
-    """Replay records in offset order; the newest per key wins, tombstones delete."""
-    out = LoadedPartition({}, {})
+def load(batches: list[RecordBatch]) -> LoadedPartition:
+    """Replay batches in offset order; the newest per key wins, tombstones delete.
+
+    Offsets committed inside a transaction (TxnOffsetCommit) count only once the
+    transaction's COMMIT marker follows; an ABORT marker discards them; without a
+    marker yet they stay pending.
+    """
+    out = LoadedPartition({}, {}, pending_txn={})
+    pending = out.pending_txn
+    assert pending is not None
+    for batch in batches:
+        if batch.is_control:
+            try:
+                records = batch.records()
+                commit = bool(records) and parse_control_record(records[0])[0] == ControlType.COMMIT
+            except CorruptRecordError:
+                commit = False
+            for group_id, offsets in pending.pop(batch.producer_id, {}).items():
+                if commit:
+                    out.offsets.setdefault(group_id, {}).update(offsets)
+            continue
+        try:
+            records = batch.records()
+        except CorruptRecordError:
+            out.records_skipped += 1
+            continue
+        if batch.is_transactional:
+            for rec in records:
+                try:
+                    d = decode_record(rec.key, rec.value)
+                except ProtocolDecodeError:
+                    out.records_skipped += 1
+                    continue
+                if d.kind == "offset" and d.value is not None:
+                    assert d.tp is not None
+                    pending.setdefault(batch.producer_id, {}).setdefault(d.group_id, {})[d.tp] = d.value  # type: ignore[assignment]
+                    out.records_read += 1
+            continue
+        _apply(out, records)
+    return out
+
+
+def _apply(out: LoadedPartition, records: list[Record]) -> None:
     for rec in records:
         try:
             d = decode_record(rec.key, rec.value)
@@ -208,4 +253,3 @@ def load(records: list[Record]) -> LoadedPartition:
             out.groups.pop(d.group_id, None)
         else:
             out.groups[d.group_id] = d.value  # type: ignore[assignment]
-    return out

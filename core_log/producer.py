@@ -203,6 +203,7 @@ class Producer:
         self._drain_scheduled = False
         self._wakeup_ms: int | None = None
         self.record_history = record_history
+        self._transactional = False  # TransactionalProducer marks its batches
         self.stats = {"sent": 0, "acked": 0, "failed": 0, "retries": 0, "requests": 0, "pending": 0}
         self.last_error: str | None = None
         cluster.register_client(self)
@@ -264,8 +265,8 @@ class Producer:
                 tp = self._tps[(topic, partition)] = TopicPartition(topic, partition)
             future.tp = tp
             if self.record_history:
-                future.history_op = self.cluster.history_invoke(self.node_id, "send",
-                                                                 (str(tp), value_text(value)))
+                sent = (str(tp), value_text(value)) + (("txn",) if self._transactional else ())
+                future.history_op = self.cluster.history_invoke(self.node_id, "send", sent)
             size = _record_size(key, value, headers)
             if key is None:
                 self.sticky.record_appended(topic, partition, size)
@@ -344,6 +345,8 @@ class Producer:
                 if batch.retry_at_ms > now:
                     self._wake_at(batch.retry_at_ms)
                     break
+                if not self._may_send(tp):
+                    break
                 meta = self.metadata.get(tp)
                 if meta is None or meta.leader < 0:
                     self._refresh_metadata()
@@ -370,6 +373,16 @@ class Producer:
         for tp in [tp for tp, q in self._ready.items() if not q]:
             del self._ready[tp]
 
+    def _may_send(self, tp: TopicPartition) -> bool:
+        """Whether batches of ``tp`` may go now (a transactional producer first registers the partition)."""
+        return True
+
+    def _queued_records(self) -> list[_Pending]:
+        """Every record not yet answered: in open, ready or in-flight batches."""
+        batches = list(self._open.values()) + [b for q in self._ready.values() for b in q] + \
+            [f.batch for f in self._in_flight.values()]
+        return [p for b in batches for p in b.records]
+
     def _unacknowledged(self, tp: TopicPartition) -> int:
         """Sequenced batches of ``tp`` not yet answered: in flight, or waiting to be retried."""
         queued = sum(1 for b in self._ready.get(tp, ()) if b.base_sequence >= 0)
@@ -385,6 +398,7 @@ class Producer:
             records = [Record(i, p.timestamp_ms, p.key, p.value, p.headers) for i, p in enumerate(batch.records)]
             batch.encoded = encode_batch(
                 records,
+                is_transactional=self._transactional,
                 producer_id=self.producer_id if self.config.enable_idempotence else -1,
                 producer_epoch=self.producer_epoch if self.config.enable_idempotence else -1,
                 base_sequence=batch.base_sequence if self.config.enable_idempotence else -1,

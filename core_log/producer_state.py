@@ -15,6 +15,15 @@ broker remembers, per PID, the last five batches it appended
 The state is rebuilt from the batches in the log (leaders and followers alike),
 so it survives a leader change: the new leader recognises a retry too.
 
+Transactions: a transactional batch opens its producer's transaction on this
+partition at its first offset (if none is open); the COMMIT or ABORT marker (a
+control batch) closes it. The earliest first offset of the still-open
+transactions bounds the **last stable offset** (LSO): read_committed consumers
+read only below it. A marker with a newer epoch also fences the producer's
+older epoch (a timed-out transaction was aborted under epoch + 1). Closing an
+aborted transaction yields a :class:`CompletedTxn` the replica writes to the
+segment's ``.txnindex``.
+
 Differences from Kafka: no producer-state snapshots and no producer id
 expiration (``producer.id.expiration.ms``): the state is rebuilt by scanning the
 log's batch headers when a replica is opened or truncated.
@@ -25,9 +34,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from core_log.errors import CorruptRecordError
 from core_log.log import Log
 from core_log.messages import DUPLICATE_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER
-from core_log.records import NO_PRODUCER_ID, RecordBatch
+from core_log.records import NO_PRODUCER_ID, ControlType, RecordBatch, parse_control_record
 
 NUM_BATCHES_TO_RETAIN = 5
 SEQUENCE_MODULUS = 1 << 31
@@ -59,20 +69,33 @@ class SequenceCheck:
     duplicate_of: BatchMetadata | None = None
 
 
+@dataclass(frozen=True)
+class CompletedTxn:
+    producer_id: int
+    first_offset: int
+    last_offset: int  # the marker's offset
+    aborted: bool
+
+
 class ProducerState:
-    """PID → the last batches appended for it on this partition."""
+    """PID → the last batches appended for it on this partition, and its open transaction."""
 
     def __init__(self) -> None:
         self.entries: dict[int, ProducerEntry] = {}
+        self.ongoing: dict[int, int] = {}  # pid → first offset of its open transaction here
+        self.aborted: list[CompletedTxn] = []  # filled by from_log (what the .txnindex files must hold)
 
     @classmethod
     def from_log(cls, log: Log) -> "ProducerState":
         state = cls()
         for batch in log.all_batches():
-            if batch.producer_id != NO_PRODUCER_ID and not batch.is_control:
-                state.update(batch.producer_id, batch.producer_epoch, batch.base_sequence, batch.last_sequence,
-                             batch.base_offset, batch.last_offset)
+            done = state.update_from_batch(batch, batch.base_offset)
+            if done is not None and done.aborted:
+                state.aborted.append(done)
         return state
+
+    def first_unstable_offset(self) -> int | None:
+        return min(self.ongoing.values()) if self.ongoing else None
 
     def check(self, batch: RecordBatch) -> SequenceCheck:
         pid = batch.producer_id
@@ -102,7 +125,26 @@ class ProducerState:
             entry = self.entries[pid] = ProducerEntry(epoch)
         entry.batches.append(BatchMetadata(first_sequence, last_sequence, first_offset, last_offset))
 
-    def update_from_batch(self, batch: RecordBatch, base_offset: int) -> None:
-        if batch.producer_id != NO_PRODUCER_ID and not batch.is_control:
-            self.update(batch.producer_id, batch.producer_epoch, batch.base_sequence, batch.last_sequence,
-                        base_offset, base_offset + batch.last_offset_delta)
+    def update_from_batch(self, batch: RecordBatch, base_offset: int) -> CompletedTxn | None:
+        """Take an appended batch into account; returns the transaction a marker closed, if any."""
+        pid = batch.producer_id
+        if pid == NO_PRODUCER_ID:
+            return None
+        if batch.is_control:
+            try:
+                records = batch.records()
+                control = parse_control_record(records[0]) if records else None
+            except CorruptRecordError:
+                control = None
+            entry = self.entries.get(pid)
+            if entry is None or batch.producer_epoch > entry.epoch:
+                self.entries[pid] = ProducerEntry(batch.producer_epoch)  # the marker fences older epochs
+            first = self.ongoing.pop(pid, None)
+            if first is None or control is None:
+                return None
+            return CompletedTxn(pid, first, base_offset, control[0] == ControlType.ABORT)
+        self.update(pid, batch.producer_epoch, batch.base_sequence, batch.last_sequence,
+                    base_offset, base_offset + batch.last_offset_delta)
+        if batch.is_transactional:
+            self.ongoing.setdefault(pid, base_offset)
+        return None

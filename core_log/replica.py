@@ -18,7 +18,9 @@ from __future__ import annotations
 import bisect
 import os
 
+from core_log.index import AbortedTxn
 from core_log.log import Log
+from core_log.records import RecordBatch
 from core_log.messages import TopicPartition
 from core_log.producer_state import ProducerState
 from core_log.storage import Storage
@@ -104,7 +106,7 @@ class Replica:
         if not self.epoch_cache.entries and log.log_end_offset > log.log_start_offset:
             self.epoch_cache.rebuild(log)
         self.epoch_cache.truncate_from_end(log.log_end_offset + 1)
-        self.producer_state = ProducerState.from_log(log)
+        self._load_producer_state()
         self.leader_id = -1
         self.leader_epoch = -1
         # Not checkpointed here: a restarted replica learns the HW from its leader.
@@ -114,6 +116,26 @@ class Replica:
     def log_end_offset(self) -> int:
         return self.log.log_end_offset
 
+    @property
+    def last_stable_offset(self) -> int:
+        """LSO: below the first offset of any open transaction, and never above the HW."""
+        first = self.producer_state.first_unstable_offset()
+        return self.high_watermark if first is None else min(first, self.high_watermark)
+
+    def _load_producer_state(self) -> None:
+        """Rebuild producer and transaction state from the log; make the .txnindex files agree with it."""
+        self.producer_state = ProducerState.from_log(self.log)
+        self.log.replace_txn_indexes([AbortedTxn(t.producer_id, t.first_offset, t.last_offset, t.first_offset)
+                                      for t in self.producer_state.aborted])
+        self.producer_state.aborted = []
+
+    def apply_batch(self, batch: RecordBatch, base_offset: int) -> None:
+        """Track an appended batch's producer; an ABORT marker adds to the segment's .txnindex."""
+        done = self.producer_state.update_from_batch(batch, base_offset)
+        if done is not None and done.aborted:
+            self.log.append_aborted_txn(AbortedTxn(done.producer_id, done.first_offset, done.last_offset,
+                                                   self.last_stable_offset))
+
     def set_high_watermark(self, offset: int) -> None:
         self.high_watermark = max(self.log.log_start_offset, min(offset, self.log.log_end_offset))
 
@@ -121,7 +143,7 @@ class Replica:
         """Empty the log and restart it at ``offset`` (the leader no longer has anything we hold)."""
         self.log.truncate_fully_and_start_at(offset)
         self.epoch_cache.truncate_from_end(0)
-        self.producer_state = ProducerState.from_log(self.log)
+        self._load_producer_state()
         self.high_watermark = offset
 
     def truncate_to(self, offset: int) -> int:
@@ -129,6 +151,6 @@ class Replica:
         before = self.log.log_end_offset
         self.log.truncate_to(offset)
         self.epoch_cache.truncate_from_end(self.log.log_end_offset)
-        self.producer_state = ProducerState.from_log(self.log)
+        self._load_producer_state()
         self.high_watermark = min(self.high_watermark, self.log.log_end_offset)
         return before - self.log.log_end_offset

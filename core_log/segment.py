@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from core_log.errors import CoreLogError, CorruptRecordError
-from core_log.index import CorruptIndexError, OffsetIndex, TimeIndex
+from core_log.index import CorruptIndexError, OffsetIndex, TimeIndex, TransactionIndex
 from core_log.records import (
     BATCH_HEADER_BYTES,
     LOG_OVERHEAD_BYTES,
@@ -41,6 +41,7 @@ from core_log.storage import Storage
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIMEINDEX_SUFFIX = ".timeindex"
+TXNINDEX_SUFFIX = ".txnindex"
 #: Bytes read from the file at a time when scanning batches.
 READ_CHUNK_BYTES = 1 << 20
 #: Recent appends whose positions a segment remembers in memory (see Segment._scan_start).
@@ -93,6 +94,7 @@ class Segment:
         self.log = storage.open(self.log_path)
         self.offset_index = OffsetIndex(storage, os.path.join(directory, segment_file_name(base_offset, INDEX_SUFFIX)), base_offset)
         self.time_index = TimeIndex(storage, os.path.join(directory, segment_file_name(base_offset, TIMEINDEX_SUFFIX)), base_offset)
+        self.txn_index = TransactionIndex(storage, os.path.join(directory, segment_file_name(base_offset, TXNINDEX_SUFFIX)))
         self.next_offset = base_offset  # one past the last offset held
         self.max_timestamp_ms = NO_TIMESTAMP
         self.offset_of_max_timestamp = base_offset
@@ -330,6 +332,7 @@ class Segment:
         self.log.truncate(cut)
         self.offset_index.truncate_to_position(cut)
         self.time_index.truncate_to_offset(offset)
+        self.txn_index.truncate_to(offset)
         self._load_tail()
         return removed
 
@@ -348,8 +351,9 @@ class Segment:
                     pass
 
     def delete(self) -> None:
-        """Close and remove the segment's three files."""
+        """Close and remove the segment's files (log, indexes, aborted-transaction index)."""
         self.close()
+        self.txn_index.delete()
         for path in (self.offset_index.path, self.time_index.path, self.log_path):
             if self.storage.exists(path):
                 self.storage.remove(path)

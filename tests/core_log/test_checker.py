@@ -408,7 +408,7 @@ def test_every_anomaly_has_a_definition_and_a_cause():
         for context in (None, CheckerContext(), CheckerContext(acks="0", enable_idempotence=False)):
             assert likely_cause(name, context).endswith(".")
     with pytest.raises(ValueError, match="unknown anomaly"):
-        likely_cause("G1a", None)
+        likely_cause("G2-item", None)
 
 
 def test_checker_context_validates_and_reads_kafka_names():
