@@ -626,6 +626,11 @@ def check(ops: Iterable[Op], context: CheckerContext | None = None, final: bool 
     ok_sends: list[tuple[str, int | None, str, int, int, str, int]] = []  # p, o, v, op, invoke, process, epoch
     ok_polls: list[Op] = []
     reports: list[tuple[str, int, str, int]] = []  # partition, offset, value, op index
+    # A transactional value read by a poll counts as part of the log only once its transaction
+    # committed: an aborted record's offset is not a record a read_committed consumer skipped.
+    txn_sent = {(op.value[0], op.value[1]) for op in ops if op.f == "send" and op.type == "invoke"
+                and len(op.value) == 3}
+    txn_ok = {(op.value[0], op.value[2]) for op in ops if op.f == "send" and op.type == "ok"}
     for op in ops:
         if op.type == "invoke":
             if op.f == "send":
@@ -642,7 +647,8 @@ def check(ops: Iterable[Op], context: CheckerContext | None = None, final: bool 
             ok_polls.append(op)
             for partition in sorted(op.value):
                 for offset, value in op.value[partition]:
-                    reports.append((partition, offset, value, op.index))
+                    if (partition, value) not in txn_sent or (partition, value) in txn_ok:
+                        reports.append((partition, offset, value, op.index))
         elif op.f == "crash":
             crashes[op.process] = crashes.get(op.process, 0) + 1
 
@@ -805,6 +811,11 @@ class _PairCheck:
         self.skipped_count = 0  # known offsets strictly between a and b when last rendered
 
 
+def _gap_key(known: list[int], i: int) -> tuple[int | None, int | None]:
+    """The gap of sorted ``known`` at insertion point ``i``: its two neighbours (None past either end)."""
+    return (known[i - 1] if i > 0 else None, known[i] if i < len(known) else None)
+
+
 class Checker:
     """Consumes a history op by op and can give a verdict at any moment.
 
@@ -847,6 +858,8 @@ class Checker:
         self._found: dict[str, _Found] = {name: _Found() for name in ANOMALY_NAMES}  # unseen: rendered lazily
         self.stats = DeliveryStats()
         self._txn_reads = TxnReads(context)
+        self._txn_unsettled: dict[tuple[str, str], list[tuple[int, int]]] = {}  # txn value → reads waiting
+        self._txn_dropped: set[tuple[str, str]] = set()  # txn values that failed or ended unknown
 
     # ── feeding ──────────────────────────────────────────────────────────────
 
@@ -857,6 +870,8 @@ class Checker:
                              "ops must be observed once each, in index order")
         self._next_index += 1
         self.stats.observe(op)
+        if op.f == "send":
+            self._settle_txn_reads(op)
         for name, key, anomaly in self._txn_reads.observe(op):
             self._found[name].put(key, anomaly)
         if op.type == "invoke":
@@ -879,6 +894,22 @@ class Checker:
 
     def __call__(self, op: Op) -> None:
         self.observe(op)
+
+    def _settle_txn_reads(self, op: Op) -> None:
+        """Reads of a transactional value wait for its outcome: learned on commit, dropped otherwise."""
+        if op.type == "invoke":
+            if len(op.value) == 3:
+                self._txn_unsettled[(op.value[0], op.value[1])] = []
+            return
+        key = (op.value[0], op.value[2])
+        waiting = self._txn_unsettled.pop(key, None)
+        if waiting is None:
+            return
+        if op.type == "ok":
+            for offset, index in waiting:
+                self._learn(key[0], offset, key[1], index)
+        else:
+            self._txn_dropped.add(key)
 
     def _on_send(self, op: Op) -> None:
         epoch = self._epoch_at_invoke.pop(op.invoke_index, self._crashes.get(op.process, 0))
@@ -907,7 +938,11 @@ class Checker:
         partitions = sorted(reads)
         for partition in partitions:
             for offset, value in reads[partition]:
-                self._learn(partition, offset, value, op.index)
+                key = (partition, value)
+                if key in self._txn_unsettled:  # learned only if its transaction commits
+                    self._txn_unsettled[key].append((offset, op.index))
+                elif key not in self._txn_dropped:
+                    self._learn(partition, offset, value, op.index)
         for partition in partitions:
             pairs = reads[partition]
             if not pairs:
@@ -946,13 +981,17 @@ class Checker:
         known = self._known.setdefault(partition, [])
         i = bisect.bisect_left(known, offset)
         if i == len(known) or known[i] != offset:
-            gaps = self._open_gaps.get(partition) if 0 < i < len(known) else None
-            opened = gaps.pop((known[i - 1], known[i]), None) if gaps else None
+            gaps = self._open_gaps.get(partition)
+            opened = gaps.pop(_gap_key(known, i), None) if gaps else None
             known.insert(i, offset)
             if partition in self._skips and offset < self._learned_low.get(partition, offset + 1):
                 self._learned_low[partition] = offset
             for check in opened or ():
-                self._add_skip(check)
+                if check.a < offset < check.b:
+                    self._add_skip(check)
+                else:  # the new offset lies outside this pair: it waits in the (now smaller) gap around it
+                    self._open_gaps[partition].setdefault(
+                        _gap_key(known, bisect.bisect_right(known, check.a)), []).append(check)
         at = self._at.setdefault(partition, {})
         first = at.get(offset)
         if first is None:
@@ -1001,11 +1040,12 @@ class Checker:
         if b[0] == a[0] + 1:
             return  # nothing can ever lie between
         check = _PairCheck(key, prefix + "poll-skip", partition, process, a[0], a[1], b[0], b[1], ops)
-        known = self._known[partition]
-        if bisect.bisect_left(known, b[0]) - bisect.bisect_right(known, a[0]) > 0:
+        known = self._known.setdefault(partition, [])
+        lo = bisect.bisect_right(known, a[0])
+        if lo < len(known) and known[lo] < b[0]:
             self._add_skip(check)
-        else:  # a and b are adjacent known offsets: file the gap under them
-            self._open_gaps.setdefault(partition, {}).setdefault((a[0], b[0]), []).append(check)
+        else:  # no known offset between a and b: file the pair under the known offsets around it
+            self._open_gaps.setdefault(partition, {}).setdefault(_gap_key(known, lo), []).append(check)
 
     def _sequence(self, process: str, epoch: int, partition: str, invoke_index: int, offset: int, value: str,
                   index: int) -> None:

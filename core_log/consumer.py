@@ -315,6 +315,26 @@ class Consumer:
         self._in_flight.pop(tp, None)
         self._record_assign((tp,))
 
+    def seek_to_committed(self, partitions: tuple[TopicPartition, ...] | None = None) -> None:
+        """Forget what was fetched and polled since the last commit: continue at the group's committed offsets.
+
+        What an application does after aborting a transaction, so the aborted
+        round's input is processed again.
+        """
+        if self.group is None:
+            raise ValueError(f"{self.node_id} has no group_id: there are no committed offsets to go back to")
+        targets = tuple(sorted(partitions if partitions is not None else self.positions))
+        for tp in targets:
+            if tp not in self.positions:
+                raise ValueError(f"{tp} is not assigned to {self.node_id}")
+            self.positions[tp] = self.fetch_positions[tp] = None
+            self._buffers.pop(tp, None)
+            self._in_flight.pop(tp, None)
+            self.group.awaiting_position.add(tp)
+        if targets:
+            self._fetch_committed(targets)
+            self._record_assign(targets)
+
     # ── public API: groups ───────────────────────────────────────────────────
     def subscribe(self, topics: list[str], *,
                   on_assigned: Callable[[tuple[TopicPartition, ...]], None] | None = None,
@@ -950,7 +970,8 @@ class Consumer:
                         self.positions[tp] = self.fetch_positions[tp] = offset
                         self.committed[tp] = offset
 
-        self._send_group(OffsetFetchRequest(self.config.group_id or "", partitions, correlation), on_response,
+        self._send_group(OffsetFetchRequest(self.config.group_id or "", partitions, correlation,
+                                            require_stable=self.read_committed), on_response,
                          on_timeout=lambda: self._retry_fetch_committed(partitions))
 
     def _retry_fetch_committed(self, partitions: tuple[TopicPartition, ...]) -> None:

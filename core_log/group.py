@@ -73,6 +73,7 @@ from core_log.messages import (
     REBALANCE_IN_PROGRESS,
     UNKNOWN_MEMBER_ID,
     UNKNOWN_TOPIC_OR_PARTITION,
+    UNSTABLE_OFFSET_COMMIT,
     DescribeGroupRequest,
     DescribeGroupResponse,
     HeartbeatRequest,
@@ -696,6 +697,10 @@ class GroupCoordinator:
         group = self.groups.get(req.group_id)
         committed = group.offsets if group is not None else {}
         wanted = sorted(committed) if req.partitions is None else req.partitions
+        if req.require_stable and any(tp in by_group.get(req.group_id, {}) for by_group in self.pending_txn.values()
+                                      for tp in wanted):
+            reply(OffsetFetchResponse(UNSTABLE_OFFSET_COMMIT, (), req.correlation_id))  # a txn may still commit
+            return
         out = []
         for tp in wanted:
             om = committed.get(tp)

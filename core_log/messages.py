@@ -73,6 +73,8 @@ INVALID_PRODUCER_ID_MAPPING = "INVALID_PRODUCER_ID_MAPPING"
 INVALID_TRANSACTION_TIMEOUT = "INVALID_TRANSACTION_TIMEOUT"
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
 
+UNSTABLE_OFFSET_COMMIT = "UNSTABLE_OFFSET_COMMIT"
+
 #: Errors after which a group member looks for the coordinator again.
 COORDINATOR_ERRORS = frozenset({COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
                                 REQUEST_TIMED_OUT, NETWORK_EXCEPTION})
@@ -360,6 +362,7 @@ class OffsetFetchRequest:
     group_id: str
     partitions: tuple[TopicPartition, ...] | None  # None: every partition the group committed
     correlation_id: int
+    require_stable: bool = False  # KIP-447: UNSTABLE_OFFSET_COMMIT while a transaction's offsets are pending
 
 
 @dataclass(frozen=True)

@@ -342,6 +342,13 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              "partitions, once with range (eager: everyone gives up everything) and once with cooperative-sticky "
              "(only moving partitions are revoked). Reports both revocation counts.", (),
              runner=sim_groups.rebalance_eager_vs_cooperative, expect_text="cooperative revokes fewer"),
+    Scenario("eos-transform-with-crashes", "Two transactional copiers (read_committed, offsets committed in the "
+             "transaction) copy a topic while brokers and copiers are bounced: the output holds every input "
+             "exactly once, in per-key order.", (), runner=sim_groups.eos_transform_with_crashes,
+             expect_text="valid; output == input, no duplicates"),
+    Scenario("read-uncommitted-abort", "A transactional producer aborts every other transaction: a "
+             "read_uncommitted consumer reads the aborted records (G1a); a read_committed consumer never does.",
+             (), runner=sim_groups.read_uncommitted_abort, expect_text="G1a (read_uncommitted only)"),
 ]}
 
 

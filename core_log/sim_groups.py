@@ -16,7 +16,14 @@ with the same checker:
   the skip is reported as documented behaviour (retention), not as a bug;
 * ``rebalance-eager-vs-cooperative`` — the same membership changes under
   ``range`` (eager) and ``cooperative-sticky``: counts how many partitions
-  members had to give up.
+  members had to give up;
+* ``eos-transform-with-crashes`` — two transactional copiers (consume,
+  transform, produce, offsets in the transaction) while brokers and copiers
+  are bounced; a read_committed verifier must find every input exactly once
+  in the output, in per-key order (Kafka's own ``transactions_test``);
+* ``read-uncommitted-abort`` — a producer aborts every other transaction: a
+  read_uncommitted consumer reads the aborted records (``G1a``), a
+  read_committed one never does.
 
 Each returns the JSON of :func:`core_log.sim.run_scenario` (checker verdict,
 ``stats`` with consume and sink counts) plus the scenario's own figures and
@@ -32,7 +39,7 @@ from core_log.checker import Checker
 from core_log.cluster import Cluster, ClusterConfig
 from core_log.consumer import Consumer, ConsumerConfig
 from core_log.producer import ProducerConfig
-from core_log.workloads import LabConsumer, Sink, TelemetryProducer
+from core_log.workloads import LabConsumer, Sink, TelemetryProducer, TransactionalCopier
 
 TOPIC = "machine.telemetry"
 GROUP = "billing"
@@ -190,3 +197,135 @@ def rebalance_eager_vs_cooperative(seed: int, strict: bool = False, timeline: bo
     return _finish(cluster, checkers["cooperative-sticky"], "rebalance-eager-vs-cooperative", seed,
                    "cooperative-sticky revokes fewer partitions than eager range", ok, timeline,
                    eager_revoked=revoked["range"], cooperative_revoked=revoked["cooperative-sticky"])
+
+
+def _read_all(c: Cluster, name: str, topic: str, isolation: str, expect_at_least: int,
+              timeout_ms: int = 120_000) -> Consumer:
+    reader = Consumer(c, name, ConsumerConfig(auto_offset_reset="earliest", isolation_level=isolation))
+    reader.assign([tp for tp in c.partitions() if tp.topic == topic], from_beginning=True)
+    c.run_until(lambda: reader.records_consumed >= expect_at_least and reader.caught_up(), timeout_ms, step_ms=200)
+    return reader
+
+
+def _reads_of(c: Cluster, process: str) -> list[tuple[str, int, str]]:
+    out = []
+    for op in c.history.ops:
+        if op.process == process and op.f == "poll" and op.type == "ok":
+            for partition in sorted(op.value):
+                out.extend((partition, offset, value) for offset, value in op.value[partition])
+    return out
+
+
+def eos_transform_with_crashes(seed: int, strict: bool = False, timeline: bool = False) -> dict[str, Any]:
+    """Two transactional copiers in one group copy a topic while brokers and copiers are bounced."""
+    rng = random.Random(seed ^ 0xE05)
+    c = Cluster(brokers=3, seed=seed, strict=strict, config=ClusterConfig(
+        replica_lag_time_max_ms=10_000, transaction_abort_timed_out_transaction_cleanup_interval_ms=1000))
+    for topic in ("input", "output"):
+        c.create_topic(topic, 4, 3, {"min.insync.replicas": 2})
+    checker = Checker()
+    c.attach_checker(checker)
+    c.run_for(500)
+    source = TelemetryProducer(c, "source", "input", rate_per_s=100, machines=24, config=ProducerConfig(acks="all"))
+    source.start()
+    config = ConsumerConfig(auto_offset_reset="earliest", session_timeout_ms=10_000)
+    copiers = [TransactionalCopier(c, f"copier-{i}", "input", "output", "copy", config=config) for i in (1, 2)]
+
+    def bounce_broker() -> None:
+        live = [b for b in sorted(c.brokers) if c.brokers[b].alive]
+        victim = live[rng.randrange(len(live))]
+        c.crash_broker(victim, "kill")
+        c.schedule(6000, lambda: c.restart_broker(victim))
+
+    crashed_mid_transaction = [0]
+
+    def bounce_copier() -> None:
+        copier = copiers[rng.randrange(2)]
+
+        def when_mid_transaction() -> None:  # crash with a transaction open: its output must never show
+            if copier.mid_transaction:
+                crashed_mid_transaction[0] += 1
+                copier.crash()
+                c.schedule(3000, copier.restart)
+            else:
+                c.schedule(1, when_mid_transaction)
+
+        when_mid_transaction()
+
+    for when, action in ((6000, bounce_broker), (13_000, bounce_copier), (20_000, bounce_broker),
+                         (26_000, bounce_copier)):
+        c.schedule(when + rng.randrange(2000), action)
+    c.run_for(30_000)
+    source.stop()
+    c.run_for(40_000)  # let copiers finish; an abandoned transaction times out after 10 s
+    acked_inputs = {op.value[2]: (op.value[0], op.value[1]) for op in c.history.ops
+                    if op.process == "source" and op.f == "send" and op.type == "ok"}
+    reader = _read_all(c, "verifier", "output", "read_committed", len(acked_inputs))
+    outputs = _reads_of(c, reader.node_id)
+    copied_from = [v.rsplit("→", 1)[0] for _, _, v in outputs]
+    counts: dict[str, int] = {}
+    for v in copied_from:
+        counts[v] = counts.get(v, 0) + 1
+    duplicates = sum(n - 1 for n in counts.values() if n > 1)
+    missing = sorted(set(acked_inputs) - set(counts))
+    unexpected = sorted(set(counts) - set(acked_inputs))
+    # Per key (same partition number in both topics): output order must follow input offsets.
+    out_of_order = 0
+    last_input_offset: dict[str, int] = {}
+    for partition, _, value in outputs:
+        src = acked_inputs.get(value.rsplit("→", 1)[0])
+        if src is None:
+            continue
+        if src[1] <= last_input_offset.get(partition, -1):
+            out_of_order += 1
+        last_input_offset[partition] = src[1]
+    verdict = checker.verdict(final=True)
+    ok = verdict.valid and duplicates == 0 and not missing and not unexpected and out_of_order == 0
+    return _finish(c, checker, "eos-transform-with-crashes", seed,
+                   "valid; output == input exactly once, per-key order kept", ok, timeline,
+                   inputs=len(acked_inputs), outputs=len(outputs), output_duplicates=duplicates,
+                   missing=len(missing), unexpected=len(unexpected), out_of_order=out_of_order,
+                   aborted_rounds=sum(cp.aborted_rounds for cp in copiers),
+                   transactions_committed=sum(cp.committed_rounds for cp in copiers),
+                   crashed_mid_transaction=crashed_mid_transaction[0],
+                   transactions_aborted_by_coordinator=len(c.events.of_kind("TransactionAborted")))
+
+
+def read_uncommitted_abort(seed: int, strict: bool = False, timeline: bool = False) -> dict[str, Any]:
+    """Every other transaction aborts: read_uncommitted reads its records (G1a), read_committed skips them."""
+    from core_log.txn import TransactionalProducer
+
+    rng = random.Random(seed ^ 0xAB)
+    c = _cluster(seed, strict, partitions=3)
+    checker = Checker()
+    c.attach_checker(checker)
+    uncommitted = Consumer(c, "dashboard", ConsumerConfig(auto_offset_reset="earliest"))
+    committed = Consumer(c, "billing", ConsumerConfig(auto_offset_reset="earliest", isolation_level="read_committed"))
+    for consumer in (uncommitted, committed):
+        consumer.assign([tp for tp in c.partitions() if tp.topic == TOPIC], from_beginning=True)
+    producer = TransactionalProducer(c, "orders", "orders-txn")
+    init = producer.init_transactions()
+    c.run_until(lambda: init.done, 30_000)
+    rounds = {"committed": 0, "aborted": 0}
+    for round_no in range(12):
+        producer.begin_transaction()
+        for i in range(5 + rng.randrange(5)):
+            producer.send(TOPIC, f"machine-{rng.randrange(20)}".encode(), f"r{round_no}-{i}".encode())
+        c.run_for(200 + rng.randrange(300))  # records are in the log (and below the HW) before the decision
+        commit = round_no % 2 == 0
+        end = producer.commit_transaction() if commit else producer.abort_transaction()
+        c.run_until(lambda: end.done, 30_000)
+        rounds["committed" if commit else "aborted"] += 1
+    c.run_for(3000)
+    aborted_values = {op.value[2] for op in c.history.ops
+                      if op.process == "orders" and op.f == "send" and op.type == "fail"}
+    seen_uncommitted = {v for _, _, v in _reads_of(c, "dashboard")}
+    seen_committed = {v for _, _, v in _reads_of(c, "billing")}
+    verdict = checker.verdict(final=True)
+    ok = ("G1a" in verdict.counts and bool(aborted_values & seen_uncommitted)
+          and not aborted_values & seen_committed)
+    return _finish(c, checker, "read-uncommitted-abort", seed,
+                   "G1a from the read_uncommitted consumer; none from read_committed", ok, timeline,
+                   rounds=rounds, aborted_records=len(aborted_values),
+                   aborted_read_by_read_uncommitted=len(aborted_values & seen_uncommitted),
+                   aborted_read_by_read_committed=len(aborted_values & seen_committed))

@@ -602,6 +602,11 @@ class TransactionalProducer(Producer):
     def abort_transaction(self) -> TxnFuture:
         return self._end(False)
 
+    @property
+    def registered(self) -> bool:
+        """The coordinator knows the open transaction (a partition or a group's offsets were added)."""
+        return self._registered
+
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "transactional_id": self.transactional_id, "txn_state": self.txn_state,
                 "producer_id": self.producer_id, "producer_epoch": self.producer_epoch, **self.transactions,

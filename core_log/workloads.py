@@ -41,7 +41,7 @@ telemetry. Processing takes exactly 1/rate seconds per record.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dataclasses import replace
 
@@ -307,3 +307,161 @@ class LabConsumer:
         return {**self.consumer.describe(), "rate_per_s": self.rate_per_s, "commit": self.commit,
                 "processed": self.processed, "batch_remaining": len(self.batch),
                 "sink": self.sink.describe() if self.sink else None}
+
+
+class TransactionalCopier:
+    """Consume-transform-produce, exactly once: read a topic, write a copy, commit both in one transaction.
+
+    Each round: ``poll()`` (read_committed), begin a transaction, send one output
+    record per input record (same key, value ``<input>→<name>``), add the input
+    positions with ``send_offsets_to_transaction`` (with this member's group
+    generation, so a fenced member cannot commit them), commit. If anything
+    fails the transaction is aborted and the consumer goes back to the group's
+    committed offsets, so the round is redone from scratch. A crash leaves its
+    transaction open; the restarted instance (same ``transactional.id``, new
+    epoch) fences the old one and the coordinator aborts what it left.
+    """
+
+    def __init__(self, cluster: "Cluster", name: str, input_topic: str, output_topic: str, group_id: str, *,
+                 max_records_per_txn: int = 50, transaction_timeout_ms: int = 10_000,
+                 config: ConsumerConfig | None = None) -> None:
+        from core_log.txn import TransactionalProducer
+
+        for topic in (input_topic, output_topic):
+            if topic not in cluster.topics:
+                raise ValueError(f"unknown topic {topic!r}")
+        require_int("max_records_per_txn", max_records_per_txn, 1, 10_000)
+        self._producer_class = TransactionalProducer
+        self.cluster = cluster
+        self.name = name
+        self.output_topic = output_topic
+        self.group_id = group_id
+        self.max_records_per_txn = max_records_per_txn
+        self.transaction_timeout_ms = transaction_timeout_ms
+        base = config or ConsumerConfig(auto_offset_reset="earliest")
+        self.consumer = Consumer(cluster, f"{name}-consumer", replace(
+            base, group_id=group_id, enable_auto_commit=False, isolation_level="read_committed"), auto_poll=False)
+        self.consumer.subscribe([input_topic], on_revoked=self._on_partitions_gone,
+                                on_lost=self._on_partitions_gone)
+        self.instance = 0
+        self.copied = 0
+        self.aborted_rounds = 0
+        self.committed_rounds = 0
+        self._phase = "init"
+        self._future: Any = None
+        self._loop = 0
+        self._new_producer()
+        self._start()
+
+    def _new_producer(self) -> None:
+        self.instance += 1
+        self.producer = self._producer_class(self.cluster, f"{self.name}-producer#{self.instance}", self.name,
+                                             transaction_timeout_ms=self.transaction_timeout_ms)
+        self._future = self.producer.init_transactions()
+        self._phase = "init"
+
+    def _start(self) -> None:
+        self._loop += 1
+        loop = self._loop
+
+        def tick() -> None:
+            if loop == self._loop and self.consumer.alive:
+                self._step()
+                self.cluster.schedule(TICK_MS, tick)
+
+        self.cluster.schedule(TICK_MS, tick)
+
+    @property
+    def mid_transaction(self) -> bool:
+        """A round is open: records sent (or being sent) and not yet committed."""
+        return (self._phase in ("in_txn", "committing") and self.producer.registered
+                and self.producer.txn_state in ("in_transaction", "committing"))
+
+    def crash(self) -> None:
+        """Both clients die mid-round: the open transaction is left to the coordinator."""
+        self._loop += 1
+        self.consumer.crash()
+        self.producer.crash()
+
+    def restart(self) -> None:
+        self.consumer.restart()
+        self._new_producer()
+        self._start()
+
+    def _on_partitions_gone(self, partitions: tuple[TopicPartition, ...]) -> None:
+        if self._phase == "in_txn":
+            self._phase = "abort"  # the round read partitions we no longer own: it must not commit
+
+    def _step(self) -> None:
+        f = self._future
+        if f is not None and not f.done:
+            return
+        if self.producer.fatal_error:
+            return  # fenced: a newer instance owns the transactional id
+        if self._phase == "init":
+            self._phase = "idle" if f.ok else "init"
+            if not f.ok:
+                self._future = self.producer.init_transactions()
+            return
+        if self._phase == "committing":
+            if f.ok:
+                self._phase = "idle"
+                self.committed_rounds += 1
+            else:
+                self._abort()
+            return
+        if self._phase == "aborting":
+            self.aborted_rounds += 1
+            self._phase = "rewind"
+        if self._phase == "rewind":
+            self._rewind()
+            return
+        if self._phase == "abort":
+            self._abort()
+            return
+        if self._phase != "idle":
+            return
+        g = self.consumer.group
+        if g is None or g.phase != "stable" or g.awaiting_position:
+            return
+        records = self.consumer.poll(self.max_records_per_txn)
+        if not records:
+            return
+        self.producer.begin_transaction()
+        self._phase = "in_txn"
+        for tp, rec in records:
+            value = (rec.value or b"") + f"→{self.name}".encode()
+            self.producer.send(self.output_topic, rec.key, value)
+        offsets = {tp: pos for tp, pos in self.consumer.positions.items() if pos is not None
+                   and any(t == tp for t, _ in records)}
+        offers = self.producer.send_offsets_to_transaction(offsets, self.group_id, g.generation, g.member_id)
+        self.copied += len(records)
+
+        def then_commit(result: Any) -> None:
+            if self._phase != "in_txn":
+                return
+            if not result.ok:
+                self._phase = "abort"
+                return
+            self._phase = "committing"
+            self._future = self.producer.commit_transaction()
+
+        offers.add_callback(then_commit)
+
+    def _abort(self) -> None:
+        if self.producer.txn_state in ("in_transaction",):
+            self._phase = "aborting"
+            self._future = self.producer.abort_transaction()
+        else:
+            self._phase = "rewind"
+
+    def _rewind(self) -> None:
+        """After an abort, read again from the group's committed offsets (the aborted round is redone)."""
+        self.consumer.seek_to_committed()
+        self._phase = "idle"
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "instance": self.instance, "copied": self.copied,
+                "committed_rounds": self.committed_rounds, "aborted_rounds": self.aborted_rounds,
+                "phase": self._phase,
+                "producer": self.producer.describe(), "consumer": self.consumer.describe()}

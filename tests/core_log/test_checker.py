@@ -553,7 +553,8 @@ class Builder:
         history, pending = self.history, self.history.pending()
         if kind in (0, 1) or (kind in (2, 3, 4) and not pending):
             self.sent.append((PARTITIONS[j % 2], f"v{len(self.sent)}"))
-            history.invoke(PRODUCERS[i % 2], "send", self.sent[-1], time_ms)
+            tag = ("txn",) if kind == 1 and k % 2 else ()  # some sends belong to transactions
+            history.invoke(PRODUCERS[i % 2], "send", self.sent[-1] + tag, time_ms)
         elif kind in (2, 3, 4):
             self.complete(pending[i % len(pending)], time_ms, j, k, reads)
         elif kind in (5, 6, 7):  # a poll that completes at once, as a consumer's poll() does
@@ -568,7 +569,7 @@ class Builder:
 
     def complete(self, op: Op, time_ms: int, j: int, k: int, reads: list) -> None:
         if op.f == "send":
-            partition, value = op.value
+            partition, value = op.value[:2]
             type = ("ok", "ok", "ok", "info", "fail")[j % 5]
             if type != "ok":
                 offset = None
