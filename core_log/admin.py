@@ -195,31 +195,35 @@ class AdminClient:
         self.alive = True
         self.incarnation = 1
         self._correlation = 0
-        self._pending: dict[int, Callable[[Any], None]] = {}
+        self._pending: dict[int, tuple[Callable[[Any], None], str]] = {}
         cluster.register_client(self)
 
     # ── plumbing ─────────────────────────────────────────────────────────────
     def receive(self, envelope: Envelope) -> None:
-        handler = self._pending.pop(getattr(envelope.message, "correlation_id", -1), None)
-        if handler is not None:
-            handler(envelope.message)
+        pending = self._pending.pop(getattr(envelope.message, "correlation_id", -1), None)
+        if pending is not None:
+            pending[0](envelope.message)
 
     def connection_refused(self, envelope: Envelope) -> None:
-        handler = self._pending.pop(getattr(envelope.message, "correlation_id", -1), None)
-        if handler is not None:
-            handler(None)
+        pending = self._pending.pop(getattr(envelope.message, "correlation_id", -1), None)
+        if pending is not None:
+            pending[0](None)
+
+    def connection_reset(self, node_id: str) -> None:
+        for correlation in sorted(c for c, (_, dst) in self._pending.items() if dst == node_id):
+            self._pending.pop(correlation)[0](None)
 
     def _request(self, broker: int, make: Callable[[int], Any], handler: Callable[[Any], None]) -> None:
         """Send one request; ``handler`` gets the response, or None on timeout / refused connection."""
         self._correlation += 1
         correlation = self._correlation
-        self._pending[correlation] = handler
+        self._pending[correlation] = (handler, f"broker-{broker}")
         self.cluster.send(self, f"broker-{broker}", make(correlation))
 
         def timeout() -> None:
-            h = self._pending.pop(correlation, None)
-            if h is not None:
-                h(None)
+            pending = self._pending.pop(correlation, None)
+            if pending is not None:
+                pending[0](None)
 
         self.cluster.schedule(REQUEST_TIMEOUT_MS, timeout)
 

@@ -322,6 +322,8 @@ class Cluster:
             broker.crash(mode)
         except ValueError as exc:
             raise ClusterError(str(exc)) from None
+        if mode == "kill":
+            self.network.reset_connections(broker.node_id)  # the host is up: clients' connections get a reset
         what = {"kill": "was killed (its unsynced writes survive in the OS page cache)",
                 "power_loss": "lost power (writes not yet fsynced are gone)",
                 "power_loss_torn": "lost power mid-write (unsynced writes are gone or torn)"}[mode]

@@ -252,8 +252,9 @@ class Consumer:
         self.log_end_offsets: dict[TopicPartition, int] = {}
         self._buffers: dict[TopicPartition, list[Record]] = {}
         self._in_flight: dict[TopicPartition, int] = {}
-        # correlation → (handler, what to do if no answer comes)
-        self._pending: dict[int, tuple[Callable[[Any], None], Callable[[], None] | None]] = {}
+        # correlation → (handler, what to do if no answer comes, the broker asked)
+        self._pending: dict[int, tuple[Callable[[Any], None], Callable[[], None] | None, str]] = {}
+        self._fetch_broker: dict[TopicPartition, str] = {}
         self._correlation = 0
         self._metadata_pending = False
         self._rotation = 0
@@ -543,6 +544,7 @@ class Consumer:
             position = 0 if self.config.auto_offset_reset == "earliest" else -1
         correlation = self._next_correlation()
         self._in_flight[tp] = correlation
+        self._fetch_broker[tp] = f"broker-{meta.leader}"
         self.cluster.send(self, f"broker-{meta.leader}", FetchRequest(
             tp, -1, max(position, 0), -1, meta.leader_epoch, self.config.fetch_max_bytes,
             self.config.fetch_max_wait_ms, correlation, 1 if self.read_committed else 0))
@@ -568,6 +570,21 @@ class Consumer:
             pending = self._pending.pop(correlation, None) if correlation is not None else None
             if pending is not None:
                 pending[0](msg)
+
+    def connection_reset(self, node_id: str) -> None:
+        """A broker died while we had requests with it: they fail now, as on a TCP reset."""
+        for tp in sorted(tp for tp in self._in_flight if self._fetch_broker.get(tp) == node_id):
+            del self._in_flight[tp]
+            self._refresh_metadata()
+        for correlation in sorted(c for c, p in self._pending.items() if p[2] == node_id):
+            _, on_timeout, _ = self._pending.pop(correlation)
+            if self.group is not None and self.group.coordinator is not None \
+                    and node_id == f"broker-{self.group.coordinator}":
+                self._coordinator_dead("its connection was reset")
+            elif self.group is not None:
+                self.group.finding = False
+            if on_timeout is not None:
+                on_timeout()
 
     def connection_refused(self, envelope: Envelope) -> None:
         """The broker we sent to is not running (the network tells us at once, as a TCP reset would)."""
@@ -705,7 +722,7 @@ class Consumer:
             if on_timeout is not None:
                 on_timeout()
             return
-        self._pending[correlation] = (handler, on_timeout)
+        self._pending[correlation] = (handler, on_timeout, f"broker-{g.coordinator}")
         self.cluster.send(self, f"broker-{g.coordinator}", message)
         incarnation = self.incarnation
 
@@ -752,7 +769,7 @@ class Consumer:
         live = self.cluster.controller.live_brokers() or tuple(sorted(self.cluster.brokers))
         correlation = self._next_correlation()
         broker = live[correlation % len(live)]
-        self._pending[correlation] = (self._on_find_coordinator, None)
+        self._pending[correlation] = (self._on_find_coordinator, None, f"broker-{broker}")
         self.cluster.send(self, f"broker-{broker}", FindCoordinatorRequest(self.config.group_id or "", correlation))
         incarnation = self.incarnation
 

@@ -137,6 +137,24 @@ class Network:
         envelope = Envelope(src.node_id, dst_id, message, src.incarnation, dst.incarnation, now, deliver_ms)
         self._schedule(deliver_ms - now, lambda: self._deliver(envelope))
 
+    def reset_connections(self, node_id: str) -> None:
+        """``node_id``'s process died while its host stayed up: every peer's connection to it is reset.
+
+        Clients that track requests (``connection_reset``) learn it one link latency
+        later, as a TCP RST would tell them, instead of waiting for a request timeout.
+        """
+        for peer_id in sorted(self.nodes):
+            peer = self.nodes[peer_id]
+            reset = getattr(peer, "connection_reset", None)
+            if reset is not None and peer.alive and peer_id != node_id:
+                incarnation = peer.incarnation
+
+                def tell(peer=peer, reset=reset, incarnation=incarnation) -> None:
+                    if peer.alive and peer.incarnation == incarnation:
+                        reset(node_id)
+
+                self._schedule(self.plan.default_latency_ms, tell)
+
     def _deliver(self, envelope: Envelope) -> None:
         dst = self.nodes.get(envelope.dst)
         src = self.nodes.get(envelope.src)

@@ -331,8 +331,11 @@ class TransactionCoordinator:
     def handle_add_offsets(self, req: AddOffsetsToTxnRequest, reply: Callable[[Any], None]) -> None:
         error, m = self._validate(req.transactional_id, req.producer_id, req.producer_epoch)
         offsets_topic = self.cluster.topics.get(OFFSETS_TOPIC)
-        if error is None and (offsets_topic is None or not req.group_id):
-            error = INVALID_REQUEST if req.group_id else "INVALID_GROUP_ID"
+        if error is None and not req.group_id:
+            error = "INVALID_GROUP_ID"
+        if error is None and offsets_topic is None:
+            self.cluster.ensure_offsets_topic()  # the group's offsets partition must exist to join the txn
+            error = "COORDINATOR_NOT_AVAILABLE"
         if error is not None or m is None or offsets_topic is None:
             reply(AddOffsetsToTxnResponse(error or INVALID_REQUEST, req.correlation_id))
             return
@@ -529,7 +532,7 @@ class TransactionalProducer(Producer):
         self._abortable: str | None = None
         self._registered = False  # the coordinator knows this transaction (a partition or offsets were added)
         self._steps_in_flight = 0
-        self._pending_calls: dict[int, Callable[[Any], None]] = {}
+        self._pending_calls: dict[int, tuple[Callable[[Any], None], int]] = {}  # correlation → (handler, broker)
         self._init_future = TxnFuture()
         self.transactions = {"committed": 0, "aborted": 0}
         super().__init__(cluster, client_id, config, rng_seed=rng_seed, record_history=record_history)
@@ -627,27 +630,35 @@ class TransactionalProducer(Producer):
     def _call(self, broker: int, make: Callable[[int], Any], handler: Callable[[Any], None]) -> None:
         self._correlation += 1
         correlation = self._correlation
-        self._pending_calls[correlation] = handler
+        self._pending_calls[correlation] = (handler, broker)
         self.cluster.send(self, f"broker-{broker}", make(correlation))
 
         def timeout() -> None:
-            h = self._pending_calls.pop(correlation, None)
-            if h is not None:
-                h(None)
+            pending = self._pending_calls.pop(correlation, None)
+            if pending is not None:
+                pending[0](None)
 
         self.cluster.schedule(self.config.request_timeout_ms, timeout)
 
     def connection_refused(self, envelope: Envelope) -> None:
-        h = self._pending_calls.pop(getattr(envelope.message, "correlation_id", -1), None)
-        if h is not None:
+        pending = self._pending_calls.pop(getattr(envelope.message, "correlation_id", -1), None)
+        if pending is not None:
             if self._coordinator is not None and envelope.dst == f"broker-{self._coordinator}":
                 self._coordinator = None
-            h(None)
+            pending[0](None)
+
+    def connection_reset(self, node_id: str) -> None:
+        """A broker we had requests with died: those requests will never be answered."""
+        if self._coordinator is not None and node_id == f"broker-{self._coordinator}":
+            self._coordinator = None
+        for correlation in sorted(c for c, (_, b) in self._pending_calls.items() if f"broker-{b}" == node_id):
+            handler, _ = self._pending_calls.pop(correlation)
+            handler(None)
 
     def receive(self, envelope: Envelope) -> None:
-        h = self._pending_calls.pop(getattr(envelope.message, "correlation_id", -1), None)
-        if h is not None:
-            h(envelope.message)
+        pending = self._pending_calls.pop(getattr(envelope.message, "correlation_id", -1), None)
+        if pending is not None:
+            pending[0](envelope.message)
         else:
             super().receive(envelope)
 
