@@ -45,6 +45,10 @@ What is measured, per sample (units are in the series names):
   replica set; ``offline_partitions`` — partitions with no leader (−1).
 * ``isr_shrinks`` / ``isr_expands`` — cumulative counts of ``IsrShrunk`` /
   ``IsrExpanded`` events since the sampler was attached.
+* ``group_lag_records`` — per consumer group (key: group id) and per group and
+  partition (key ``"group/topic-p"``): high watermark − the group's committed
+  offset. This is the lag Kafka's tools report for a group: what would be
+  re-read or still read if every member stopped now.
 
 The alert — "lag growing while producers are healthy" — is evaluated per
 consumer at every sample. It **fires** when all of these hold:
@@ -117,6 +121,7 @@ SERIES_NAMES = (
     "produce_records_per_s", "consume_records_per_s", "partition_produce_records_per_s",
     "lag_records", "lag_s", "lag_trend_records_per_s", "time_to_drain_s", "disk_bytes",
     "partition_skew", "under_replicated_partitions", "offline_partitions", "isr_shrinks", "isr_expands",
+    "group_lag_records",
 )
 
 
@@ -371,11 +376,29 @@ class Metrics:
             lag_view[cid] = {"lag_records": total_lag, "lag_trend_records_per_s": total_trend,
                              "partitions": per_partition}
         latest["lag"] = lag_view
+        latest["group_lag"] = self._group_lag(now)
 
         self._health.append((sum(self._acked.values()), {cid: p.stats["failed"] for cid, p in self._producers()}))
         self._evaluate_alerts(now, lag_view, partition_rate)
         latest["alerts"] = self.alerts()
         self._latest = latest
+
+    def _group_lag(self, now: int) -> dict[str, Any]:
+        """Per consumer group: leader HW − committed offset, per partition and summed (committed progress)."""
+        out: dict[str, Any] = {}
+        for group in self.cluster.describe_groups():
+            gid = group["group_id"]
+            total, partitions = 0, {}
+            for name, committed in sorted(group["committed"].items()):
+                topic, _, number = name.rpartition("-")
+                hw = self._hws.get(TopicPartition(topic, int(number)))
+                lag = None if hw is None else max(0, hw - committed)
+                partitions[name] = lag
+                self._record("group_lag_records", f"{gid}/{name}", now, lag)
+                total += lag or 0
+            self._record("group_lag_records", gid, now, total)
+            out[gid] = {"state": group["state"], "lag_records": total, "partitions": partitions}
+        return out
 
     # ── the alert ────────────────────────────────────────────────────────────
     def producers_healthy(self) -> bool:

@@ -214,3 +214,27 @@ def test_alert_clears_after_the_consumer_catches_up():
     cleared = c.events.of_kind("LagAlertCleared")
     assert len(cleared) == 1 and cleared[0].fields["consumer"] == "slow" and m.alerts() == []
     assert m.latest()["lag"]["slow"]["lag_records"] < 50
+
+
+def test_group_lag_is_high_watermark_minus_committed_offset():
+    """Ensure group_lag_records per group and partition equals the leader HW minus the group's committed offset."""
+    from core_log.consumer import ConsumerConfig as _Cfg
+
+    c = _cluster()
+    m = Metrics(c)
+    producer = TelemetryProducer(c, "telemetry", TOPIC, rate_per_s=200, machines=30)
+    producer.start()
+    member = Consumer(c, "member", _Cfg(group_id="dash", auto_offset_reset="earliest", session_timeout_ms=10_000,
+                                        enable_auto_commit=False))
+    member.subscribe([TOPIC])
+    c.run_for(10_000)
+    f = member.commit_sync()
+    assert c.run_until(lambda: f.done, 5000) and f.ok
+    producer.stop()
+    c.run_for(3000)
+    group = m.latest()["group_lag"]["dash"]
+    for tp, committed in f.offsets.items():
+        hw = c.replica(c.leader_of(tp), tp).high_watermark
+        assert group["partitions"][str(tp)] == hw - committed
+    assert group["lag_records"] == sum(group["partitions"].values()) > 0
+    assert m.series("group_lag_records", "dash")[-1][1] == group["lag_records"]
