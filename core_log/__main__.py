@@ -115,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         figures = run_storage_bench(records=args.records, scratch_dir=args.dir)
         if not args.storage_only:
             from bench.cluster_bench import run_cluster_bench
+            from bench.consume_bench import run_consume_bench
 
             figures.update(run_cluster_bench(records=args.produce_records))
+            figures.update(run_consume_bench(records=args.produce_records))
         if args.json:
             print(json.dumps(figures, sort_keys=True))
         else:

@@ -389,6 +389,10 @@ class Consumer:
 
     def poll(self, max_records: int | None = None) -> list[tuple[TopicPartition, Record]]:
         """Hand the application up to ``max_records`` (default ``max_poll_records``) buffered records."""
+        return [(tp, rec) for tp, records in self.poll_by_partition(max_records).items() for rec in records]
+
+    def poll_by_partition(self, max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
+        """:meth:`poll`, grouped by partition (Kafka's ``ConsumerRecords.records(partition)``)."""
         if not self.alive:
             raise ValueError(f"{self.node_id} has crashed; restart() it first")
         now = self.cluster.now_ms()
@@ -405,28 +409,33 @@ class Consumer:
                 self.commit_async()  # the positions before this poll: what the previous poll returned
         limit = self.config.max_poll_records if max_records is None else max_records
         require_int("max_records", limit, 1, 100_000)
-        out: list[tuple[TopicPartition, Record]] = []
+        out: dict[TopicPartition, list[Record]] = {}
+        count = 0
         order = sorted(tp for tp, buf in self._buffers.items() if buf)
         if order:
             self._rotation = (self._rotation + 1) % len(order)
             order = order[self._rotation:] + order[:self._rotation]
-        reads: dict[str, list[tuple[int, str]]] = {}
         for tp in order:
             buf = self._buffers[tp]
-            take = buf[:limit - len(out)]
-            if not take:
+            room = limit - count
+            if room <= 0:
                 break
-            del buf[:len(take)]
-            out.extend((tp, rec) for rec in take)
+            if len(buf) <= room:  # the whole buffer goes: no copy
+                take, self._buffers[tp] = buf, []
+            else:
+                take = buf[:room]
+                del buf[:room]
+            out[tp] = take
+            count += len(take)
             self.positions[tp] = take[-1].offset + 1
-            if not buf:
+            if not self._buffers[tp]:
                 self.positions[tp] = self.fetch_positions.get(tp, self.positions[tp])
-            reads[str(tp)] = [(rec.offset, value_text(rec.value)) for rec in take]
-        if out:
-            self.records_consumed += len(out)
+        if count:
+            self.records_consumed += count
             if self.record_history:
                 op = self.cluster.history_invoke(self.node_id, "poll", None)
-                self.cluster.history_complete(op, "ok", {p: tuple(r) for p, r in reads.items()})
+                self.cluster.history_complete(op, "ok", {str(tp): tuple((r.offset, value_text(r.value)) for r in rs)
+                                                         for tp, rs in out.items()})
         return out
 
     def stop(self) -> None:
@@ -641,7 +650,11 @@ class Consumer:
                         if controls and parse_control_record(controls[0])[0] == ControlType.ABORT:
                             aborting.discard(batch.producer_id)
                 elif not (self.read_committed and batch.is_transactional and batch.producer_id in aborting):
-                    records.extend(rec for rec in batch.records() if rec.offset >= position)
+                    decoded = batch.records()
+                    if decoded and decoded[0].offset >= position:
+                        records.extend(decoded)
+                    else:  # the batch starts before our position (we asked from its middle)
+                        records.extend(rec for rec in decoded if rec.offset >= position)
                 position = max(position, batch.next_offset)
         except CorruptRecordError:
             return
@@ -651,13 +664,10 @@ class Consumer:
         elif not self._buffers.get(tp):
             self.positions[tp] = position  # only control records or compacted gaps: move past them
         if self.auto_poll and records:
-            polled = self.poll(max_records=100_000)
+            polled = self.poll_by_partition(max_records=100_000)
             if self.on_records is not None:
-                by_tp: dict[TopicPartition, list[Record]] = {}
-                for ptp, rec in polled:
-                    by_tp.setdefault(ptp, []).append(rec)
-                for ptp in sorted(by_tp):
-                    self.on_records(ptp, by_tp[ptp])
+                for ptp in sorted(polled):
+                    self.on_records(ptp, polled[ptp])
 
     def _reset_position(self, tp: TopicPartition, resp: FetchResponse) -> None:
         old = self.positions.get(tp)
