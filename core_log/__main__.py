@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     dump = sub.add_parser("dump-log", help="print the batches and records of a segment file or partition directory")
     dump.add_argument("path", help="a NNNNNNNNNNNNNNNNNNNN.log file or a directory of them")
     dump.add_argument("--batches-only", action="store_true", help="print batch headers, not records")
+    dump.add_argument("--offsets-decoder", action="store_const", const="offsets", dest="decoder",
+                      help="decode records as __consumer_offsets commits and group metadata (automatic for "
+                           "__consumer_offsets-N directories)")
+    dump.add_argument("--transaction-log-decoder", action="store_const", const="transaction-log", dest="decoder",
+                      help="decode records as __transaction_state entries (automatic for __transaction_state-N)")
     sub.add_parser("scenarios", help="list the named fault scenarios")
     simulate = sub.add_parser("simulate", help="run one named scenario headless and print the checker's verdict")
     simulate.add_argument("--scenario", required=True, help="a name from 'python -m core_log scenarios'")
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(sys.stdout, "reconfigure"):  # keys, values and "…" must not crash a non-UTF-8 stdout
             sys.stdout.reconfigure(errors="backslashreplace")
         try:
-            ok = dump_path(args.path, sys.stdout, print_records=not args.batches_only)
+            ok = dump_path(args.path, sys.stdout, print_records=not args.batches_only, decoder=args.decoder)
         except StorageError as exc:
             print(f"dump-log: {exc}", file=sys.stderr)
             return 2

@@ -52,7 +52,39 @@ def _batch_line(batch: RecordBatch, position: int, crc_ok: bool) -> str:
     )
 
 
-def _record_line(batch: RecordBatch, rec: Record) -> str:
+DECODERS = ("offsets", "transaction-log")
+
+
+def _decoded(decoder: str | None, rec: Record) -> str:
+    """Kafka's ``--offsets-decoder`` / ``--transaction-log-decoder``: the record in words."""
+    if decoder is None:
+        return ""
+    try:
+        if decoder == "offsets":
+            from core_log.offsets import decode_record
+            return f" decoded: {decode_record(rec.key, rec.value).describe()}"
+        from core_log.txn import decode_txn_record
+        txn_id, meta = decode_txn_record(rec.key, rec.value)
+        if meta is None:
+            return f" decoded: transactional id {txn_id} deleted (tombstone)"
+        parts = ",".join(sorted(f"{tp.topic}-{tp.partition}" for tp in meta.partitions))
+        return (f" decoded: transactional id {txn_id} producer id {meta.producer_id} epoch {meta.producer_epoch} "
+                f"state {meta.state_name} partitions [{parts}] timeout {meta.timeout_ms} ms")
+    except ValueError as exc:  # ProtocolDecodeError is a ValueError
+        return f" decoded: (not a {decoder} record: {exc})"
+
+
+def decoder_for(path: str) -> str | None:
+    """The decoder a path of an internal topic needs (its partition directory names the topic)."""
+    name = os.path.basename(os.path.dirname(os.path.abspath(path)) if os.path.isfile(path) else os.path.abspath(path))
+    if name.startswith("__consumer_offsets-"):
+        return "offsets"
+    if name.startswith("__transaction_state-"):
+        return "transaction-log"
+    return None
+
+
+def _record_line(batch: RecordBatch, rec: Record, decoder: str | None = None) -> str:
     if batch.is_control:
         try:
             ctype, epoch = parse_control_record(rec)
@@ -65,10 +97,11 @@ def _record_line(batch: RecordBatch, rec: Record) -> str:
         f"| offset: {rec.offset} CreateTime: {rec.timestamp_ms} "
         f"keySize: {-1 if rec.key is None else len(rec.key)} valueSize: {-1 if rec.value is None else len(rec.value)} "
         f"sequence: {sequence} headers: [{headers}] key: {_preview(rec.key)} payload: {_preview(rec.value)}"
+        + _decoded(decoder, rec)
     )
 
 
-def dump_segment(path: str, out: TextIO, *, print_records: bool = True) -> bool:
+def dump_segment(path: str, out: TextIO, *, print_records: bool = True, decoder: str | None = None) -> bool:
     """Dump one segment file to ``out``; return False if it is corrupt."""
     storage = FileStorage()
     f = storage.open_read_only(path)
@@ -97,7 +130,7 @@ def dump_segment(path: str, out: TextIO, *, print_records: bool = True) -> bool:
         if print_records:
             try:
                 for rec in batch.records():
-                    write(_record_line(batch, rec))
+                    write(_record_line(batch, rec, decoder))
             except CorruptRecordError as exc:
                 write(f"| records unreadable: {exc.reason}")
                 ok = False
@@ -107,16 +140,22 @@ def dump_segment(path: str, out: TextIO, *, print_records: bool = True) -> bool:
     return ok
 
 
-def dump_path(path: str, out: TextIO, *, print_records: bool = True) -> bool:
-    """Dump a segment file, or every segment of a partition directory, in offset order."""
+def dump_path(path: str, out: TextIO, *, print_records: bool = True, decoder: str | None = None) -> bool:
+    """Dump a segment file, or every segment of a partition directory, in offset order.
+
+    ``decoder`` ("offsets" or "transaction-log") adds each record of an internal
+    topic in words; by default it is chosen from the partition directory's name.
+    """
+    if decoder is None:
+        decoder = decoder_for(path)
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if parse_segment_file_name(n) is not None)
         if not names:
             raise StorageError(f"no {LOG_SUFFIX} segment files in {path}")
         ok = True
         for name in names:
-            ok &= dump_segment(os.path.join(path, name), out, print_records=print_records)
+            ok &= dump_segment(os.path.join(path, name), out, print_records=print_records, decoder=decoder)
         return ok
     if not os.path.isfile(path):
         raise StorageError(f"no such file or directory: {path}")
-    return dump_segment(path, out, print_records=print_records)
+    return dump_segment(path, out, print_records=print_records, decoder=decoder)

@@ -240,3 +240,35 @@ def test_header_key_with_newline_stays_on_one_line(tmp_path: Path) -> None:
     assert len(batch_lines(out.getvalue())) == 1
     (line,) = record_lines(out.getvalue())
     assert "headers: [evil\\nbaseOffset: 99=x]" in line
+
+
+def test_internal_topics_are_decoded(tmp_path: Path) -> None:
+    """Ensure dump-log decodes __consumer_offsets commits and __transaction_state entries, as Kafka's decoders do."""
+    from core_log.cluster import Cluster
+    from core_log.consumer import Consumer, ConsumerConfig
+    from core_log.messages import TopicPartition
+    from core_log.txn import TransactionalProducer
+
+    c = Cluster(brokers=1, seed=3, storage="file", data_dir=str(tmp_path))
+    c.create_topic("t", 1, 1)
+    c.run_for(200)
+    p = TransactionalProducer(c, "p", "tx-1")
+    f = p.init_transactions()
+    assert c.run_until(lambda: f.done, 10_000)
+    p.begin_transaction()
+    p.send("t", b"k", b"v")
+    done = p.commit_transaction()
+    assert c.run_until(lambda: done.done, 10_000) and done.ok
+    consumer = Consumer(c, "reader", ConsumerConfig(group_id="readers"))
+    consumer.assign([TopicPartition("t", 0)], from_beginning=True)
+    commit = consumer.commit_sync({TopicPartition("t", 0): 1})
+    assert c.run_until(lambda: commit.done, 20_000) and commit.ok
+    c.brokers[1].shutdown()
+    offsets_dirs = [d for d in (tmp_path / "broker-1").glob("__consumer_offsets-*") if any(d.glob("*.log"))
+                    and (d / "00000000000000000000.log").stat().st_size]
+    out = "".join(dump(str(d)).stdout for d in offsets_dirs)
+    assert "decoded: group readers committed offset 1 for t-0" in out, out[-2000:]
+    txn_dirs = [d for d in (tmp_path / "broker-1").glob("__transaction_state-*")
+                if (d / "00000000000000000000.log").stat().st_size]
+    out = "".join(dump(str(d)).stdout for d in txn_dirs)
+    assert "transactional id tx-1" in out and "state CompleteCommit" in out and "state PrepareCommit" in out
