@@ -44,6 +44,7 @@ from core_log.messages import (
     GROUP_ID_NOT_FOUND,
     LATEST_TIMESTAMP,
     NONE,
+    REQUEST_TIMED_OUT,
     DescribeGroupRequest,
     DescribeGroupResponse,
     Envelope,
@@ -254,7 +255,7 @@ class AdminClient:
         def attempt() -> None:
             def with_coordinator(coordinator: int) -> None:
                 def on(resp: Any) -> None:
-                    error = getattr(resp, "error", None) if resp is not None else "REQUEST_TIMED_OUT"
+                    error = getattr(resp, "error", None) if resp is not None else REQUEST_TIMED_OUT
                     if isinstance(resp, OffsetCommitResponse):
                         errs = sorted({e for _, e in resp.errors if e != NONE})
                         error = errs[0] if errs else NONE
@@ -305,7 +306,7 @@ class AdminClient:
 
                 def on_offsets(resp: ListOffsetsResponse | None, tp: TopicPartition) -> None:
                     if resp is None or resp.error != NONE:
-                        failed.append(resp.error if resp else "REQUEST_TIMED_OUT")
+                        failed.append(resp.error if resp else REQUEST_TIMED_OUT)
                     else:
                         answers[tp] = resp
                     if len(answers) + len(failed) == len(tps):

@@ -53,7 +53,6 @@ from core_log.messages import (
     FindCoordinatorResponse,
     ListOffsetsRequest,
     ListOffsetsResponse,
-    TxnOffsetCommitRequest,
     WriteTxnMarkersRequest,
     WriteTxnMarkersResponse,
     Envelope,

@@ -76,6 +76,7 @@ from core_log.history import value_text
 from core_log.kafka_types import ProtocolDecodeError
 from core_log.messages import (
     COORDINATOR_ERRORS,
+    COORDINATOR_NOT_AVAILABLE,
     FENCED_INSTANCE_ID,
     ILLEGAL_GENERATION,
     MEMBER_ID_REQUIRED,
@@ -83,6 +84,7 @@ from core_log.messages import (
     NONE,
     OFFSET_OUT_OF_RANGE,
     REBALANCE_IN_PROGRESS,
+    REQUEST_TIMED_OUT,
     UNKNOWN_MEMBER_ID,
     Envelope,
     FetchRequest,
@@ -94,7 +96,6 @@ from core_log.messages import (
     JoinGroupRequest,
     JoinGroupResponse,
     LeaveGroupRequest,
-    LeaveGroupResponse,
     MetadataRequest,
     MetadataResponse,
     OffsetCommitRequest,
@@ -1108,7 +1109,7 @@ class Consumer:
             errors = {e for _, e in resp.errors if e != NONE}
             if not errors:
                 for tp, off in future.offsets.items():
-                    if self.committed.get(tp, -1) < off or tp in self.positions:
+                    if tp in self.positions:  # what this consumer reads: shown beside its position
                         self.committed[tp] = off
                 future._complete(None)
                 return
@@ -1123,9 +1124,9 @@ class Consumer:
 
         if g.coordinator is None:
             self._find_coordinator()
-            retry_or_fail("COORDINATOR_NOT_AVAILABLE")
+            retry_or_fail(COORDINATOR_NOT_AVAILABLE)
             return
         self._send_group(OffsetCommitRequest(self.config.group_id or "", generation, member_id,
                                              self.config.group_instance_id, offsets, correlation),
-                         on_response, on_timeout=lambda: retry_or_fail("REQUEST_TIMED_OUT"))
+                         on_response, on_timeout=lambda: retry_or_fail(REQUEST_TIMED_OUT))
 

@@ -61,6 +61,7 @@ from core_log.kafka_types import ProtocolDecodeError
 from core_log.messages import (
     FENCED_INSTANCE_ID,
     GROUP_ID_NOT_FOUND,
+    GROUP_MAX_SIZE_REACHED,
     ILLEGAL_GENERATION,
     INCONSISTENT_GROUP_PROTOCOL,
     INVALID_GROUP_ID,
@@ -70,6 +71,7 @@ from core_log.messages import (
     NONE,
     NOT_COORDINATOR,
     OFFSET_METADATA_TOO_LARGE,
+    PRODUCER_FENCED,
     REBALANCE_IN_PROGRESS,
     UNKNOWN_MEMBER_ID,
     UNKNOWN_TOPIC_OR_PARTITION,
@@ -432,7 +434,7 @@ class GroupCoordinator:
 
     def _join_unknown_member(self, group: ClassicGroup, req: JoinGroupRequest, reply: Reply) -> None:
         if len(group.members) + len(group.pending_members) >= MAX_MEMBERS_PER_GROUP:
-            reply(self._join_error("GROUP_MAX_SIZE_REACHED", "", req.correlation_id))
+            reply(self._join_error(GROUP_MAX_SIZE_REACHED, "", req.correlation_id))
             return
         new_id = self._new_member_id(req.client_id)
         instance = req.group_instance_id
@@ -723,7 +725,7 @@ class GroupCoordinator:
         replica = self.broker.replicas.get(tp)
         entry = replica.producer_state.entries.get(req.producer_id) if replica else None
         if error is None and entry is not None and req.producer_epoch < entry.epoch:
-            error = "PRODUCER_FENCED"  # a zombie of an older epoch
+            error = PRODUCER_FENCED  # a zombie of an older epoch
         if error is not None:
             answer(error)
             return

@@ -60,10 +60,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from core_log.history import value_text
 from core_log.kafka_types import ProtocolDecodeError, Reader, Writer
 from core_log.messages import (
     CONCURRENT_TRANSACTIONS,
     COORDINATOR_ERRORS,
+    COORDINATOR_NOT_AVAILABLE,
+    INVALID_GROUP_ID,
     INVALID_PRODUCER_EPOCH,
     INVALID_PRODUCER_ID_MAPPING,
     INVALID_REQUEST,
@@ -72,6 +75,7 @@ from core_log.messages import (
     NONE,
     NOT_COORDINATOR,
     PRODUCER_FENCED,
+    REQUEST_TIMED_OUT,
     AddOffsetsToTxnRequest,
     AddOffsetsToTxnResponse,
     AddPartitionsToTxnRequest,
@@ -332,10 +336,10 @@ class TransactionCoordinator:
         error, m = self._validate(req.transactional_id, req.producer_id, req.producer_epoch)
         offsets_topic = self.cluster.topics.get(OFFSETS_TOPIC)
         if error is None and not req.group_id:
-            error = "INVALID_GROUP_ID"
+            error = INVALID_GROUP_ID
         if error is None and offsets_topic is None:
             self.cluster.ensure_offsets_topic()  # the group's offsets partition must exist to join the txn
-            error = "COORDINATOR_NOT_AVAILABLE"
+            error = COORDINATOR_NOT_AVAILABLE
         if error is not None or m is None or offsets_topic is None:
             reply(AddOffsetsToTxnResponse(error or INVALID_REQUEST, req.correlation_id))
             return
@@ -573,7 +577,7 @@ class TransactionalProducer(Producer):
                 tuple(sorted(offsets.items())), c)
 
             def on(resp: TxnOffsetCommitResponse | None) -> None:
-                errors = sorted({e for _, e in resp.errors if e != NONE}) if resp else ["REQUEST_TIMED_OUT"]
+                errors = sorted({e for _, e in resp.errors if e != NONE}) if resp else [REQUEST_TIMED_OUT]
                 if errors and errors[0] in COORDINATOR_ERRORS:
                     self._after(lambda: self._find(group_id, 0, commit_offsets))
                 else:
@@ -583,7 +587,7 @@ class TransactionalProducer(Producer):
 
         def add_offsets() -> None:
             def on(resp: AddOffsetsToTxnResponse | None) -> None:
-                error = resp.error if resp else "REQUEST_TIMED_OUT"
+                error = resp.error if resp else REQUEST_TIMED_OUT
                 if error in COORDINATOR_ERRORS or error == CONCURRENT_TRANSACTIONS:
                     self._coordinator = None if error != CONCURRENT_TRANSACTIONS else self._coordinator
                     self._after(add_offsets)
@@ -686,7 +690,7 @@ class TransactionalProducer(Producer):
         self._init_pending = True
 
         def on(resp: InitProducerIdResponse | None) -> None:
-            error = resp.error if resp else "REQUEST_TIMED_OUT"
+            error = resp.error if resp else REQUEST_TIMED_OUT
             if error in COORDINATOR_ERRORS or error == CONCURRENT_TRANSACTIONS:
                 if error != CONCURRENT_TRANSACTIONS:
                     self._coordinator = None
@@ -720,7 +724,7 @@ class TransactionalProducer(Producer):
         self._steps_in_flight += 1
 
         def on(resp: AddPartitionsToTxnResponse | None) -> None:
-            errors = sorted({e for _, e in resp.errors if e != NONE}) if resp else ["REQUEST_TIMED_OUT"]
+            errors = sorted({e for _, e in resp.errors if e != NONE}) if resp else [REQUEST_TIMED_OUT]
             self._adding -= wanted
             self._steps_in_flight -= 1
             if not errors:
@@ -775,7 +779,6 @@ class TransactionalProducer(Producer):
 
     @staticmethod
     def _history_value(future: SendFuture) -> str:
-        from core_log.history import value_text
         return value_text(future.value)
 
     def _end(self, commit: bool) -> TxnFuture:
@@ -802,7 +805,7 @@ class TransactionalProducer(Producer):
 
         def send_end() -> None:
             def on(resp: EndTxnResponse | None) -> None:
-                error = resp.error if resp else "REQUEST_TIMED_OUT"
+                error = resp.error if resp else REQUEST_TIMED_OUT
                 if error in COORDINATOR_ERRORS or error == CONCURRENT_TRANSACTIONS:
                     if error != CONCURRENT_TRANSACTIONS:
                         self._coordinator = None

@@ -41,15 +41,15 @@ telemetry. Processing takes exactly 1/rate seconds per record.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
-
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from core_log.consumer import CommitFuture, Consumer, ConsumerConfig
 from core_log.errors import require_int
 from core_log.messages import TopicPartition
 from core_log.producer import Producer, ProducerConfig, SendFuture
 from core_log.records import Record
+from core_log.txn import TransactionalProducer
 
 if TYPE_CHECKING:
     from core_log.cluster import Cluster
@@ -325,13 +325,10 @@ class TransactionalCopier:
     def __init__(self, cluster: "Cluster", name: str, input_topic: str, output_topic: str, group_id: str, *,
                  max_records_per_txn: int = 50, transaction_timeout_ms: int = 10_000,
                  config: ConsumerConfig | None = None) -> None:
-        from core_log.txn import TransactionalProducer
-
         for topic in (input_topic, output_topic):
             if topic not in cluster.topics:
                 raise ValueError(f"unknown topic {topic!r}")
         require_int("max_records_per_txn", max_records_per_txn, 1, 10_000)
-        self._producer_class = TransactionalProducer
         self.cluster = cluster
         self.name = name
         self.output_topic = output_topic
@@ -355,7 +352,7 @@ class TransactionalCopier:
 
     def _new_producer(self) -> None:
         self.instance += 1
-        self.producer = self._producer_class(self.cluster, f"{self.name}-producer#{self.instance}", self.name,
+        self.producer = TransactionalProducer(self.cluster, f"{self.name}-producer#{self.instance}", self.name,
                                              transaction_timeout_ms=self.transaction_timeout_ms)
         self._future = self.producer.init_transactions()
         self._phase = "init"
