@@ -41,6 +41,7 @@ from core_log.history import value_text
 from core_log.messages import (
     DUPLICATE_SEQUENCE_NUMBER,
     METADATA_ERRORS,
+    NETWORK_EXCEPTION,
     NONE,
     NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     OUT_OF_ORDER_SEQUENCE_NUMBER,
@@ -431,6 +432,19 @@ class Producer:
         self.cluster.schedule(self.config.request_timeout_ms, timeout)
 
     # ── responses ────────────────────────────────────────────────────────────
+    def connection_reset(self, node_id: str) -> None:
+        """A broker process died with our requests in flight: they fail now as a disconnect would.
+
+        Each may or may not have been written before the process died, so the
+        batches are retried as indeterminate (``maybe_written``) — exactly the case
+        idempotence exists for.
+        """
+        for correlation in sorted(c for c, f in self._in_flight.items() if f"broker-{f.broker}" == node_id):
+            flight = self._in_flight.get(correlation)
+            if flight is not None:
+                flight.batch.maybe_written = True
+                self._on_produce_response(ProduceResponse(flight.batch.tp, NETWORK_EXCEPTION, -2, correlation))
+
     def receive(self, envelope: Envelope) -> None:
         msg = envelope.message
         if isinstance(msg, ProduceResponse):

@@ -313,7 +313,7 @@ class TransactionalCopier:
     """Consume-transform-produce, exactly once: read a topic, write a copy, commit both in one transaction.
 
     Each round: ``poll()`` (read_committed), begin a transaction, send one output
-    record per input record (same key, value ``<input>→<name>``), add the input
+    record per input record (same key, value ``<input>→<name>.<round>``), add the input
     positions with ``send_offsets_to_transaction`` (with this member's group
     generation, so a fenced member cannot commit them), commit. If anything
     fails the transaction is aborted and the consumer goes back to the group's
@@ -344,6 +344,7 @@ class TransactionalCopier:
         self.copied = 0
         self.aborted_rounds = 0
         self.committed_rounds = 0
+        self.rounds = 0
         self._phase = "init"
         self._future: Any = None
         self._loop = 0
@@ -394,7 +395,18 @@ class TransactionalCopier:
         if f is not None and not f.done:
             return
         if self.producer.fatal_error:
-            return  # fenced: a newer instance owns the transactional id
+            # Fenced (e.g. the coordinator aborted a transaction that outlived transaction.timeout.ms and
+            # bumped the epoch). Like Kafka Streams, start a fresh producer under the same transactional
+            # id and redo the round from the committed offsets; a true zombie would be fenced again.
+            self.cluster.events.emit(self.cluster.now_ms(), "CopierRecovered",
+                                     f"{self.name} was fenced ({self.producer.fatal_error}); it starts a new "
+                                     f"producer instance and re-reads from the group's committed offsets.",
+                                     client=self.name)
+            self.aborted_rounds += 1
+            self._new_producer()
+            if self.consumer.assignment:
+                self.consumer.seek_to_committed()
+            return
         if self._phase == "init":
             self._phase = "idle" if f.ok else "init"
             if not f.ok:
@@ -426,8 +438,10 @@ class TransactionalCopier:
             return
         self.producer.begin_transaction()
         self._phase = "in_txn"
+        self.rounds += 1
         for tp, rec in records:
-            value = (rec.value or b"") + f"→{self.name}".encode()
+            # Unique per attempt (a redone round writes new values), as the history's checker requires.
+            value = (rec.value or b"") + f"→{self.name}.{self.rounds}".encode()
             self.producer.send(self.output_topic, rec.key, value)
         offsets = {tp: pos for tp, pos in self.consumer.positions.items() if pos is not None
                    and any(t == tp for t, _ in records)}
