@@ -1,0 +1,469 @@
+"""``LabWorld``: one lab's cluster, its actors, checker and metrics, driven by named commands.
+
+A lab is what a learner opens: a :class:`~core_log.cluster.Cluster` plus the
+producers, consumer groups, checker and metrics of a template (the "sandbox"
+of the guide: 3 brokers, ``machine.telemetry`` with 6 partitions and RF 3, a
+telemetry producer keyed by machine id, a consumer group of two). Everything a
+learner does is a **command** — a plain dict such as
+``{"kind": "crash_broker", "broker": 2, "mode": "kill"}`` — validated here and
+applied at the lab's current simulated time. Commands are data, so the web
+runtime logs them; because the engine is deterministic, replaying the same
+commands at the same simulated times on the same seed rebuilds the same lab,
+record for record (:meth:`LabWorld.replay`). That is how a lab survives a server
+restart.
+
+:meth:`LabWorld.view` is the JSON the live page draws: brokers, every
+replica's log tail as offset cells coloured by key, the markers (log start,
+HW, LSO, LEO), producers, groups with cursors and lag, the checker's verdict,
+metrics for sparklines and the newest events.
+
+Limits (named, enforced with plain errors): :data:`MAX_PRODUCERS`,
+:data:`MAX_CONSUMERS`, a total produce rate of :data:`MAX_TOTAL_RATE_PER_S`
+records/s per lab; topic and broker limits are the cluster's own. The history
+the checker reads is bounded; when it is nearly full the lab stops recording
+new operations and says so (:attr:`LabWorld.checking`), rather than failing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from core_log.admin import AdminClient, AdminError, ResetSpec
+from core_log.checker import DEFINITIONS, Checker, CheckerContext
+from core_log.cluster import Cluster, ClusterError
+from core_log.consumer import ConsumerConfig
+from core_log.errors import ConfigError
+from core_log.messages import TopicPartition
+from core_log.metrics import Metrics
+from core_log.partitioner import murmur2, partition_for_key
+from core_log.producer import ProducerConfig
+from core_log.workloads import KEY_MODES, LabConsumer, Sink, TelemetryProducer
+
+TEMPLATES = ("sandbox",)
+SANDBOX_TOPIC = "machine.telemetry"
+MAX_PRODUCERS = 10
+MAX_CONSUMERS = 20
+MAX_TOTAL_RATE_PER_S = 50_000
+TAIL_CELLS = 40  # offsets drawn per replica strip
+EVENTS_IN_VIEW = 60
+HISTORY_HEADROOM_OPS = 50_000  # stop recording this many ops before the history's bound
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+class LabCommandError(ValueError):
+    """A command the lab refuses; the message says why in words a learner understands. Nothing changed."""
+
+
+def _int(args: dict[str, Any], name: str, low: int, high: int, default: int | None = None) -> int:
+    value = args.get(name, default)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise LabCommandError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def _choice(args: dict[str, Any], name: str, choices: tuple[str, ...], default: str | None = None) -> str:
+    value = args.get(name, default)
+    if value not in choices:
+        raise LabCommandError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _bool(args: dict[str, Any], name: str, default: bool) -> bool:
+    value = args.get(name, default)
+    if isinstance(value, str):
+        if value.lower() in ("true", "on", "1", "yes"):
+            return True
+        if value.lower() in ("false", "off", "0", "no", ""):
+            return False
+    if not isinstance(value, bool):
+        raise LabCommandError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _name(args: dict[str, Any], name: str) -> str:
+    value = args.get(name)
+    if not isinstance(value, str) or not 1 <= len(value) <= 40 or not set(value) <= _NAME_CHARS:
+        raise LabCommandError(f"{name} must be 1–40 of a-z A-Z 0-9 . _ -, got {value!r}")
+    return value
+
+
+def key_color(key: bytes | None) -> int:
+    """A stable hue (0–359) for a key, so one machine's records share a colour in every strip."""
+    return -1 if key is None else (murmur2(key) & 0x7FFFFFFF) % 360
+
+
+class LabWorld:
+    """A lab's engine state; apply commands, advance time, read the view."""
+
+    def __init__(self, template: str = "sandbox", seed: int = 0, *, data_dir: str | None = None) -> None:
+        if template not in TEMPLATES:
+            raise LabCommandError(f"template must be one of {', '.join(TEMPLATES)}, got {template!r}")
+        self.template = template
+        self.seed = seed
+        storage = "file" if data_dir else "sim"
+        self.cluster = Cluster(brokers=3, seed=seed, storage=storage, data_dir=data_dir)
+        self.checker = Checker(CheckerContext(replication_factor=3, min_insync_replicas=2))
+        self.cluster.attach_checker(self.checker)
+        self.metrics = Metrics(self.cluster)
+        self.admin = AdminClient(self.cluster, "lab-admin")
+        self.producers: dict[str, TelemetryProducer] = {}
+        self.consumers: dict[str, LabConsumer] = {}
+        self.sinks: dict[str, Sink] = {}
+        self.checking = True
+        self._producer_versions: dict[str, int] = {}
+        self._setup_sandbox()
+
+    # ── templates ────────────────────────────────────────────────────────────
+    def _setup_sandbox(self) -> None:
+        self.cluster.create_topic(SANDBOX_TOPIC, 6, 3, {"min.insync.replicas": 2})
+        self.cluster.run_for(500)
+        self._add_producer("telemetry", SANDBOX_TOPIC, rate_per_s=50, keys="machines", machines=12,
+                           config=ProducerConfig())
+        for name in ("dashboard-1", "dashboard-2"):
+            self._add_consumer(name, "dashboard", SANDBOX_TOPIC, rate_per_s=200, commit="after",
+                               assignor="range")
+
+    # ── time ─────────────────────────────────────────────────────────────────
+    def now_ms(self) -> int:
+        return self.cluster.now_ms()
+
+    def advance(self, to_ms: int, max_events: int | None = None) -> int:
+        """Run events up to ``to_ms``; returns how many ran. Stops recording when the history is nearly full."""
+        ran = self.cluster.advance(to_ms)
+        if self.checking and len(self.cluster.history) > self.cluster.history.max_ops - HISTORY_HEADROOM_OPS:
+            self.checking = False
+            for client in list(self.producers.values()):
+                client.producer.record_history = False
+            for lab_consumer in self.consumers.values():
+                lab_consumer.consumer.record_history = False
+            self.cluster.events.emit(self.now_ms(), "CheckingStopped",
+                                     f"The guarantees checker stopped recording: the history holds "
+                                     f"{len(self.cluster.history)} operations, its limit for one lab. What it "
+                                     f"found so far stays on the panel.")
+        return ran
+
+    @classmethod
+    def replay(cls, template: str, seed: int, commands: list[tuple[int, dict[str, Any]]], until_ms: int,
+               data_dir: str | None = None) -> "LabWorld":
+        """Rebuild a lab: same template and seed, each command at its simulated time, then run to ``until_ms``.
+
+        ``data_dir`` must be empty or missing (the caller clears it): the replay writes
+        every segment file again, byte for byte, because the run is deterministic.
+        """
+        world = cls(template, seed, data_dir=data_dir)
+        for at_ms, command in commands:
+            if at_ms > world.now_ms():
+                world.advance(at_ms)
+            try:
+                world.apply(command)
+            except LabCommandError:
+                pass  # it was refused the first time too; nothing changed then either
+        if until_ms > world.now_ms():
+            world.advance(until_ms)
+        return world
+
+    # ── commands ─────────────────────────────────────────────────────────────
+    def apply(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Validate and apply one command; returns what happened (JSON). Raises LabCommandError."""
+        if not isinstance(command, dict):
+            raise LabCommandError("a command must be an object with a 'kind'")
+        kind = command.get("kind")
+        handler = _COMMANDS.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            raise LabCommandError(f"unknown command {kind!r}; known: {', '.join(sorted(_COMMANDS))}")
+        try:
+            return handler(self, command) or {}
+        except (ClusterError, ConfigError, AdminError) as exc:
+            raise LabCommandError(str(exc)) from None
+
+    def _broker(self, args: dict[str, Any]) -> int:
+        return _int(args, "broker", 1, len(self.cluster.brokers))
+
+    def _crash_broker(self, args: dict[str, Any]) -> dict[str, Any]:
+        broker = self._broker(args)
+        mode = _choice(args, "mode", ("kill", "power_loss"), "kill")
+        self.cluster.crash_broker(broker, mode)  # real files cannot lose power: the cluster says so plainly
+        return {"broker": broker, "mode": mode}
+
+    def _restart_broker(self, args: dict[str, Any]) -> dict[str, Any]:
+        broker = self._broker(args)
+        self.cluster.restart_broker(broker)
+        return {"broker": broker}
+
+    def _isolate_broker(self, args: dict[str, Any]) -> dict[str, Any]:
+        broker = self._broker(args)
+        self.cluster.isolate(broker)
+        return {"broker": broker}
+
+    def _heal(self, args: dict[str, Any]) -> dict[str, Any]:
+        self.cluster.heal()
+        for a in sorted(self.cluster.network.plan.links):
+            self.cluster.network.plan.links.pop(a, None)
+        return {}
+
+    def _set_latency(self, args: dict[str, Any]) -> dict[str, Any]:
+        broker = self._broker(args)
+        latency = _int(args, "latency_ms", 0, 10_000)
+        for other in sorted(self.cluster.brokers):
+            if other != broker:
+                self.cluster.set_link(broker, other, latency_ms=latency)
+        self.cluster.events.emit(self.now_ms(), "LinkLatencySet",
+                                 f"Links between broker {broker} and the other brokers now take {latency} ms each way; "
+                                 f"its followers fall behind and its leaderships answer slowly.", broker=broker)
+        return {"broker": broker, "latency_ms": latency}
+
+    def _producer(self, args: dict[str, Any]) -> TelemetryProducer:
+        name = _name(args, "producer")
+        if name not in self.producers:
+            raise LabCommandError(f"no producer {name!r}; producers are {', '.join(sorted(self.producers)) or 'none'}")
+        return self.producers[name]
+
+    def _total_rate(self, excluding: str | None = None) -> int:
+        return sum(p.rate_per_s for n, p in self.producers.items() if n != excluding and p.running)
+
+    def _add_producer(self, name: str, topic: str, *, rate_per_s: int, keys: str, machines: int,
+                      config: ProducerConfig) -> TelemetryProducer:
+        version = self._producer_versions.get(name, 0) + 1
+        self._producer_versions[name] = version
+        client_id = name if version == 1 else f"{name}.v{version}"
+        producer = TelemetryProducer(self.cluster, client_id, topic, rate_per_s=rate_per_s, keys=keys,
+                                     machines=machines, config=config)
+        producer.producer.record_history = self.checking
+        self.producers[name] = producer
+        producer.start()
+        return producer
+
+    def _configure_producer(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Change a producer's rate, keys, acks, idempotence or linger (a new client if the configs change)."""
+        old = self._producer(args)
+        name = _name(args, "producer")
+        rate = _int(args, "rate_per_s", 1, MAX_TOTAL_RATE_PER_S, old.rate_per_s)
+        if rate + self._total_rate(excluding=name) > MAX_TOTAL_RATE_PER_S:
+            raise LabCommandError(f"the lab's producers may send at most {MAX_TOTAL_RATE_PER_S} records/s in all")
+        keys = _choice(args, "keys", KEY_MODES, old.keys)
+        machines = _int(args, "machines", 1, 100_000, old.machines)
+        acks = _choice(args, "acks", ("0", "1", "all"), old.producer.config.acks)
+        idempotence = _bool(args, "enable_idempotence", old.producer.config.enable_idempotence and acks == "all")
+        linger = _int(args, "linger_ms", 0, 10_000, old.producer.config.linger_ms)
+        if idempotence and acks != "all":
+            raise LabCommandError("enable.idempotence needs acks=all (Kafka refuses the combination)")
+        config = ProducerConfig(acks=acks, enable_idempotence=idempotence, linger_ms=linger)
+        if config == old.producer.config:
+            old.set_rate(rate)
+            old.keys, old.machines = keys, machines
+            self.cluster.events.emit(self.now_ms(), "ProducerConfigured",
+                                     f"Producer {name} now sends {rate} records/s with keys={keys}.", producer=name)
+            return {"producer": name, "replaced": False}
+        old.stop()
+        self._add_producer(name, old.topic, rate_per_s=rate, keys=keys, machines=machines, config=config)
+        self.checker.context = CheckerContext(acks=acks, enable_idempotence=idempotence, replication_factor=3,
+                                              min_insync_replicas=2)
+        self.cluster.events.emit(self.now_ms(), "ProducerConfigured",
+                                 f"Producer {name} restarts with acks={acks}, enable.idempotence="
+                                 f"{str(idempotence).lower()}, linger.ms={linger}, {rate} records/s, keys={keys}.",
+                                 producer=name)
+        return {"producer": name, "replaced": True}
+
+    def _start_producer(self, args: dict[str, Any]) -> dict[str, Any]:
+        producer = self._producer(args)
+        if producer.rate_per_s + self._total_rate() > MAX_TOTAL_RATE_PER_S:
+            raise LabCommandError(f"the lab's producers may send at most {MAX_TOTAL_RATE_PER_S} records/s in all")
+        producer.start()
+        return {"producer": args["producer"]}
+
+    def _stop_producer(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._producer(args).stop()
+        return {"producer": args["producer"]}
+
+    def _burst(self, args: dict[str, Any]) -> dict[str, Any]:
+        producer = self._producer(args)
+        records = _int(args, "records", 1, 50_000)
+        producer.burst(records)
+        self.cluster.events.emit(self.now_ms(), "Burst",
+                                 f"Producer {args['producer']} sends a spike of {records} records at once.",
+                                 producer=args["producer"])
+        return {"records": records}
+
+    def _add_consumer(self, name: str, group: str, topic: str, *, rate_per_s: int, commit: str,
+                      assignor: str) -> LabConsumer:
+        sink = self.sinks.setdefault(group, Sink(f"{group}-sink", idempotent=False))
+        config = ConsumerConfig(auto_offset_reset="earliest", session_timeout_ms=10_000,
+                                partition_assignment_strategy=(assignor,))
+        consumer = LabConsumer(self.cluster, name, topic, group, rate_per_s=rate_per_s, commit=commit,
+                               sink=sink, config=config)
+        consumer.consumer.record_history = self.checking
+        self.consumers[name] = consumer
+        return consumer
+
+    def _add_consumer_command(self, args: dict[str, Any]) -> dict[str, Any]:
+        if len(self.consumers) >= MAX_CONSUMERS:
+            raise LabCommandError(f"a lab has at most {MAX_CONSUMERS} consumers")
+        group = _name(args, "group")
+        name = args.get("name") or f"{group}-{sum(1 for c in self.consumers.values() if c.consumer.config.group_id == group) + 1}"
+        name = _name({"name": name}, "name")
+        while name in self.cluster.network.nodes:
+            name = f"{name}x"
+        topic = args.get("topic", SANDBOX_TOPIC)
+        if topic not in self.cluster.topics or str(topic).startswith("__"):
+            raise LabCommandError(f"unknown topic {topic!r}")
+        rate = _int(args, "rate_per_s", 1, 100_000, 200)
+        commit = _choice(args, "commit", ("after", "before", "auto"), "after")
+        assignor = _choice(args, "assignor", ("range", "roundrobin", "sticky", "cooperative-sticky"), "range")
+        self._add_consumer(name, group, topic, rate_per_s=rate, commit=commit, assignor=assignor)
+        self.cluster.events.emit(self.now_ms(), "ConsumerAdded",
+                                 f"Consumer {name} joins group {group} ({assignor}, commit {commit} processing, "
+                                 f"{rate} records/s).", client=name, group=group)
+        return {"consumer": name}
+
+    def _consumer(self, args: dict[str, Any]) -> LabConsumer:
+        name = _name(args, "consumer")
+        if name not in self.consumers:
+            raise LabCommandError(f"no consumer {name!r}; consumers are {', '.join(sorted(self.consumers)) or 'none'}")
+        return self.consumers[name]
+
+    def _crash_consumer(self, args: dict[str, Any]) -> dict[str, Any]:
+        consumer = self._consumer(args)
+        if not consumer.consumer.alive:
+            raise LabCommandError(f"{args['consumer']} is already down")
+        consumer.crash()
+        return {"consumer": args["consumer"]}
+
+    def _restart_consumer(self, args: dict[str, Any]) -> dict[str, Any]:
+        consumer = self._consumer(args)
+        if consumer.consumer.alive:
+            raise LabCommandError(f"{args['consumer']} is running")
+        consumer.restart()
+        return {"consumer": args["consumer"]}
+
+    def _remove_consumer(self, args: dict[str, Any]) -> dict[str, Any]:
+        consumer = self._consumer(args)
+        if consumer.consumer.alive:
+            consumer.close()
+        del self.consumers[args["consumer"]]
+        return {"consumer": args["consumer"]}
+
+    def _reset_offsets(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Start an offset reset (dry run by default); the result arrives with a later view (``admin_results``)."""
+        group = _name(args, "group")
+        kind = _choice(args, "to", ("earliest", "latest", "offset", "timestamp", "shift"), "earliest")
+        value = None if kind in ("earliest", "latest") else _int(args, "value", -(10 ** 12), 10 ** 12)
+        dry_run = _bool(args, "dry_run", True)
+        topic = args.get("topic", SANDBOX_TOPIC)
+        future = self.admin.reset_offsets(group, str(topic), ResetSpec(kind, value), dry_run=dry_run)
+        return {"pending": future}
+
+    def _create_topic(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = args.get("name")
+        partitions = _int(args, "partitions", 1, 64, 3)
+        rf = _int(args, "replication_factor", 1, len(self.cluster.brokers), min(3, len(self.cluster.brokers)))
+        configs: dict[str, Any] = {}
+        if args.get("min_insync_replicas") not in (None, ""):
+            configs["min.insync.replicas"] = _int(args, "min_insync_replicas", 1, rf)
+        if args.get("retention_ms") not in (None, ""):
+            configs["retention.ms"] = _int(args, "retention_ms", 1000, 7 * 24 * 3600 * 1000)
+        if "unclean_leader_election" in args:
+            configs["unclean.leader.election.enable"] = _bool(args, "unclean_leader_election", False)
+        self.cluster.create_topic(name, partitions, rf, configs)  # type: ignore[arg-type]
+        return {"topic": name}
+
+    # ── reading ──────────────────────────────────────────────────────────────
+    def probe_key(self, key: str) -> dict[str, Any]:
+        """Where a key goes: its murmur2 value and partition now, and with other partition counts."""
+        if not isinstance(key, str) or not 0 < len(key.encode()) <= 1024:
+            raise LabCommandError("type a key of 1 to 1024 bytes")
+        data = key.encode()
+        topic = self.cluster.topics.get(SANDBOX_TOPIC)
+        count = topic.partitions if topic else 6
+        return {"key": key, "murmur2": murmur2(data), "positive": murmur2(data) & 0x7FFFFFFF,
+                "partitions": count, "partition": partition_for_key(data, count),
+                "with": {n: partition_for_key(data, n) for n in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)},
+                "color": key_color(data)}
+
+    def _replica_view(self, broker_id: int, tp: TopicPartition) -> dict[str, Any] | None:
+        broker = self.cluster.brokers[broker_id]
+        replica = broker.replicas.get(tp) if broker.alive else None
+        if replica is None:
+            return None
+        log = replica.log
+        start = max(log.log_start_offset, log.log_end_offset - TAIL_CELLS)
+        cells = []
+        if log.log_end_offset > start:
+            for rec in log.read_records(start, log.log_end_offset):
+                cells.append([rec.offset, key_color(rec.key)])
+        return {"log_start_offset": log.log_start_offset, "high_watermark": replica.high_watermark,
+                "last_stable_offset": replica.last_stable_offset, "log_end_offset": log.log_end_offset,
+                "size_bytes": log.size_bytes, "leader_epoch": replica.leader_epoch, "cells": cells}
+
+    def view(self) -> dict[str, Any]:
+        """Everything the live page draws, as JSON-ready data."""
+        c = self.cluster
+        isolated = c.network.plan.isolated
+        fenced = {b for b, r in c.controller.brokers.items() if r.fenced}
+        brokers = [{"id": b.broker_id, "alive": b.alive, "fenced": b.broker_id in fenced,
+                    "isolated": b.node_id in isolated, "disk_bytes": b.describe()["disk_bytes"],
+                    "leading": sum(1 for tp in b.leading if not tp.topic.startswith("__"))}
+                   for b in c.brokers.values()]
+        partitions = []
+        for tp in c.partitions():
+            if tp.topic.startswith("__"):
+                continue
+            update = c.controller.partitions[tp]
+            partitions.append({
+                "topic": tp.topic, "partition": tp.partition, "leader": update.leader,
+                "leader_epoch": update.leader_epoch, "isr": list(update.isr), "replicas": list(update.replicas),
+                "replica": {str(b): self._replica_view(b, tp) for b in update.replicas},
+            })
+        verdict = self.checker.verdict()
+        guarantees = {
+            "valid": verdict.valid, "checking": self.checking, "acked": verdict.acked, "consumed": verdict.consumed,
+            "anomalies": [{"name": name, "count": count, "definition": DEFINITIONS[name],
+                           "examples": [a.to_json() for a in verdict.anomalies[name][:5]]}
+                          for name, count in sorted(verdict.counts.items())],
+            "stats": verdict.stats,
+        }
+        latest = self.metrics.latest()
+        sparks = {
+            "produce_records_per_s": [v for _, v in self.metrics.series("produce_records_per_s")][-60:],
+            "consume_records_per_s": [v for _, v in self.metrics.series("consume_records_per_s")][-60:],
+        }
+        for group in latest.get("group_lag", {}):
+            sparks[f"group_lag:{group}"] = [v for _, v in self.metrics.series("group_lag_records", group)][-60:]
+        events = [e.to_json() for e in list(c.events)[-EVENTS_IN_VIEW:]
+                  if e.kind not in ("ProducerIdAssigned",)]
+        return {
+            "time_ms": c.now_ms(), "seed": self.seed, "template": self.template,
+            "brokers": brokers, "partitions": partitions,
+            "topics": [{"name": t.name, "partitions": t.partitions, "replication_factor": t.replication_factor,
+                        "configs": dict(t.configs)} for t in sorted(c.topics.values(), key=lambda t: t.name)
+                       if not t.name.startswith("__")],
+            "producers": [{"name": n, **p.describe()} for n, p in sorted(self.producers.items())],
+            "consumers": [{"name": n, **lc.describe()} for n, lc in sorted(self.consumers.items())],
+            "groups": c.describe_groups(),
+            "guarantees": guarantees,
+            "metrics": {"latest": {k: latest.get(k) for k in ("produce_records_per_s", "consume_records_per_s",
+                                                               "group_lag", "alerts")},
+                        "sparks": sparks},
+            "events": events,
+        }
+
+
+_COMMANDS: dict[str, Callable[[LabWorld, dict[str, Any]], dict[str, Any]]] = {
+    "crash_broker": LabWorld._crash_broker,
+    "restart_broker": LabWorld._restart_broker,
+    "isolate_broker": LabWorld._isolate_broker,
+    "heal": LabWorld._heal,
+    "set_latency": LabWorld._set_latency,
+    "configure_producer": LabWorld._configure_producer,
+    "start_producer": LabWorld._start_producer,
+    "stop_producer": LabWorld._stop_producer,
+    "burst": LabWorld._burst,
+    "add_consumer": LabWorld._add_consumer_command,
+    "crash_consumer": LabWorld._crash_consumer,
+    "restart_consumer": LabWorld._restart_consumer,
+    "remove_consumer": LabWorld._remove_consumer,
+    "reset_offsets": LabWorld._reset_offsets,
+    "create_topic": LabWorld._create_topic,
+}
+COMMAND_KINDS = tuple(sorted(_COMMANDS))
