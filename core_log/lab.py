@@ -119,7 +119,7 @@ class LabWorld:
     def _setup_sandbox(self) -> None:
         self.cluster.create_topic(SANDBOX_TOPIC, 6, 3, {"min.insync.replicas": 2})
         self.cluster.run_for(500)
-        self._add_producer("telemetry", SANDBOX_TOPIC, rate_per_s=50, keys="machines", machines=12,
+        self._add_producer("telemetry", SANDBOX_TOPIC, rate_per_s=50, keys="machines", machines=20,
                            config=ProducerConfig())
         for name in ("dashboard-1", "dashboard-2"):
             self._add_consumer(name, "dashboard", SANDBOX_TOPIC, rate_per_s=200, commit="after",

@@ -1,8 +1,10 @@
-"""WebSocket URL patterns, routed by `messaging_lab.asgi`.
+"""WebSocket URL patterns, routed by `messaging_lab.asgi`: one live frame stream per lab."""
 
-Empty for now: the labs app adds its live-view consumer here (one frame stream per lab).
-"""
+from django.urls import path
 
-from django.urls import URLPattern
+from messaging_lab.labs.consumers import LabLiveConsumer
 
-websocket_urlpatterns: list[URLPattern] = []
+websocket_urlpatterns = [
+    path("ws/labs/<str:lab_id>/", LabLiveConsumer.as_asgi()),
+    path("ws/watch/<str:share>/", LabLiveConsumer.as_asgi()),
+]

@@ -147,6 +147,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "messaging_lab.labs",
 ]
 
 MIDDLEWARE = [

@@ -1,9 +1,10 @@
 """URL routes of the site. Apps add their own `urls.py` here with `include()` as they arrive."""
 
-from django.urls import path
+from django.urls import include, path
 
 from messaging_lab import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("labs/", include("messaging_lab.labs.urls")),
 ]

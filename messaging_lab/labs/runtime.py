@@ -1,0 +1,342 @@
+"""The engine runtime: one thread per process hosts every open lab (DESIGN.md §3).
+
+A lab's :class:`~core_log.lab.LabWorld` never runs on Daphne's event loop. The
+runtime thread owns every world; views and WebSocket consumers hand it work
+through a thread-safe queue (:meth:`LabRuntime.call` from sync code,
+:meth:`LabRuntime.acall` from async code) and get the result back. Nothing
+else touches a world, so no locks are needed around the engine.
+
+Each tick the thread:
+
+1. runs the queued calls (commands, snapshots, viewers joining or leaving);
+2. advances every awake, unpaused lab towards ``wall time × speed`` in slices of
+   :data:`SLICE_SIM_MS` simulated ms, spending at most :data:`SLICE_BUDGET_S` of
+   wall time per lab per tick — a lab that cannot keep up runs slower than asked
+   (and says so in its frames) instead of starving the others;
+3. at most every :data:`FRAME_INTERVAL_S` per lab, and only if something
+   changed, saves the lab's simulated time (the recovery checkpoint) and pushes
+   a frame — the sections of the view that changed plus the new events — to the
+   lab's channel-layer group, on Daphne's own event loop.
+
+A lab is awake while someone watches it or for :data:`IDLE_AFTER_S` after its
+last command; asleep, its simulated time stands still. After a restart a lab is
+rebuilt on first use by replaying its command log (:meth:`LabWorld.replay`) up
+to the saved simulated time, so everything a viewer had been shown comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+from core_log.lab import LabCommandError, LabWorld
+from messaging_lab.labs.models import Lab, LabCommand
+
+log = logging.getLogger(__name__)
+
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+TICK_S = 0.02
+FRAME_INTERVAL_S = 0.1  # at most 10 frames per second per lab
+SLICE_SIM_MS = 50
+SLICE_BUDGET_S = 0.05
+IDLE_AFTER_S = 120.0
+MAX_CATCH_UP_MS = 2000  # a lab that fell behind does not try to run more than this at once
+CALL_TIMEOUT_S = 30.0
+CHECKPOINT_INTERVAL_S = 1.0  # an awake lab nobody watches still saves its simulated time this often
+
+
+def group_name(lab_id: str) -> str:
+    return f"lab.{lab_id}"
+
+
+@dataclass
+class RunningLab:
+    lab_id: str
+    world: LabWorld
+    speed: float
+    paused: bool
+    viewers: int = 0
+    last_touch: float = field(default_factory=time.monotonic)
+    last_wall: float = field(default_factory=time.monotonic)
+    last_frame: float = 0.0
+    last_checkpoint: float = 0.0
+    sent: dict[str, str] = field(default_factory=dict)  # section → JSON last pushed
+    events_sent: int = 0  # how many events (ever emitted) were pushed
+    behind: bool = False
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)  # admin futures → notices
+    next_seq: int = 1
+
+    @property
+    def awake(self) -> bool:
+        return self.viewers > 0 or time.monotonic() - self.last_touch < IDLE_AFTER_S
+
+
+class LabRuntime:
+    """The process's engine thread and the labs it hosts."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future]] = queue.Queue()
+        self._labs: dict[str, RunningLab] = {}
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    # ── talking to the engine thread ─────────────────────────────────────────
+    def start(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stopping = False
+                self._thread = threading.Thread(target=self._run, name="lab-engine", daemon=True)
+                self._thread.start()
+
+    def submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
+        self.start()
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._queue.put((fn, future))
+        return future
+
+    def call(self, fn: Callable[[], Any], timeout: float = CALL_TIMEOUT_S) -> Any:
+        """Run ``fn`` on the engine thread and return its result (from sync code: views, tests)."""
+        return self.submit(fn).result(timeout)
+
+    async def acall(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the engine thread (from async code: WebSocket consumers)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()  # frames are pushed on Daphne's loop
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._labs.clear()
+
+    # ── engine thread ────────────────────────────────────────────────────────
+    def _run(self) -> None:
+        while not self._stopping:
+            started = time.monotonic()
+            self._drain_calls()
+            for running in list(self._labs.values()):
+                try:
+                    self._step(running)
+                except Exception:  # a broken lab must not stop the others
+                    log.exception("lab %s failed to advance; it is paused", running.lab_id)
+                    running.paused = True
+            close_old_connections()
+            spent = time.monotonic() - started
+            if spent < TICK_S:
+                try:
+                    fn, future = self._queue.get(timeout=TICK_S - spent)
+                    self._execute(fn, future)
+                except queue.Empty:
+                    pass
+
+    def _drain_calls(self) -> None:
+        while True:
+            try:
+                fn, future = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._execute(fn, future)
+
+    @staticmethod
+    def _execute(fn: Callable[[], Any], future: concurrent.futures.Future) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # handed to the caller, who turns it into an error message
+            future.set_exception(exc)
+
+    def _step(self, running: RunningLab) -> None:
+        now = time.monotonic()
+        wall_ms = (now - running.last_wall) * 1000
+        running.last_wall = now
+        world = running.world
+        if running.awake and not running.paused:
+            target = world.now_ms() + min(int(wall_ms * running.speed), MAX_CATCH_UP_MS)
+            deadline = now + SLICE_BUDGET_S
+            while world.now_ms() < target and time.monotonic() < deadline:
+                world.advance(min(target, world.now_ms() + SLICE_SIM_MS))
+            running.behind = world.now_ms() < target
+        for future, command in list(running.pending):
+            if future.done:
+                running.pending.remove((future, command))
+                result = future.result.to_json() if future.result is not None else None
+                running.notices.append({"kind": command.get("kind"), "error": future.error, "result": result})
+        if now - running.last_frame >= FRAME_INTERVAL_S and (running.viewers or running.notices):
+            self._publish(running, now)
+        elif running.awake and now - running.last_checkpoint >= CHECKPOINT_INTERVAL_S:
+            self._checkpoint(running, now)
+
+    def _checkpoint(self, running: RunningLab, now: float) -> None:
+        Lab.objects.filter(pk=running.lab_id).update(sim_time_ms=running.world.now_ms())
+        running.last_checkpoint = now
+
+    def _frame(self, running: RunningLab, full: bool) -> dict[str, Any] | None:
+        view = running.world.view()
+        events = view.pop("events")
+        total = running.world.cluster.events.dropped + len(running.world.cluster.events)
+        sections: dict[str, Any] = {}
+        for name, value in view.items():
+            text = json.dumps(value, sort_keys=True, default=str)
+            if full or running.sent.get(name) != text:
+                sections[name] = value
+                running.sent[name] = text
+        new = max(0, total - running.events_sent)
+        running.events_sent = total
+        fresh = events if full else events[-new:] if new else []
+        if not full and not sections and not fresh and not running.notices:
+            return None
+        frame = {"type": "snapshot" if full else "delta", "lab": running.lab_id, "sections": sections,
+                 "events": fresh, "speed": running.speed, "paused": running.paused, "behind": running.behind,
+                 "notices": running.notices}
+        running.notices = []
+        return frame
+
+    def _publish(self, running: RunningLab, now: float) -> None:
+        frame = self._frame(running, full=False)
+        running.last_frame = now
+        if frame is None or self._loop is None:
+            return
+        # Save how far the lab ran before anyone sees it: a restart replays to here.
+        self._checkpoint(running, now)
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is not None:
+            asyncio.run_coroutine_threadsafe(
+                layer.group_send(group_name(running.lab_id), {"type": "lab.frame", "frame": frame}), self._loop)
+
+    # ── lab lifecycle (engine thread) ────────────────────────────────────────
+    def _data_dir(self, lab_id: str) -> Path:
+        return Path(settings.LAB_DATA_DIR) / lab_id
+
+    def get(self, lab_id: str) -> RunningLab:
+        """The running lab, rebuilt from its command log if this process has not loaded it yet."""
+        running = self._labs.get(lab_id)
+        if running is not None:
+            return running
+        lab = Lab.objects.get(pk=lab_id)
+        data_dir = self._data_dir(lab_id)
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        commands = [(c.sim_time_ms, {"kind": c.kind, **c.args}) for c in lab.commands.all()]
+        world = LabWorld.replay(lab.template, lab.seed, commands, lab.sim_time_ms, data_dir=str(data_dir))
+        last = lab.commands.order_by("-seq").first()
+        running = RunningLab(lab_id, world, lab.speed, lab.paused, next_seq=last.seq + 1 if last else 1)
+        running.events_sent = world.cluster.events.dropped + len(world.cluster.events)
+        self._labs[lab_id] = running
+        return running
+
+    def create(self, lab: Lab) -> RunningLab:
+        data_dir = self._data_dir(lab.pk)
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        world = LabWorld(lab.template, lab.seed, data_dir=str(data_dir))
+        running = RunningLab(lab.pk, world, lab.speed, lab.paused)
+        self._labs[lab.pk] = running
+        Lab.objects.filter(pk=lab.pk).update(sim_time_ms=world.now_ms())
+        return running
+
+    def forget(self, lab_id: str) -> None:
+        """Stop hosting a lab and remove its data (the lab is being deleted)."""
+        running = self._labs.pop(lab_id, None)
+        if running is not None:
+            for broker in running.world.cluster.brokers.values():
+                if broker.alive:
+                    broker.shutdown()
+        shutil.rmtree(self._data_dir(lab_id), ignore_errors=True)
+
+    def forget_all(self) -> None:
+        """Stop hosting every lab (tests; the data stays on disk)."""
+        for running in self._labs.values():
+            for broker in running.world.cluster.brokers.values():
+                if broker.alive:
+                    broker.shutdown()
+        self._labs.clear()
+
+    def apply(self, lab_id: str, command: dict[str, Any]) -> dict[str, Any]:
+        """Apply a learner's command now, log it, and wake the lab. Raises LabCommandError."""
+        running = self.get(lab_id)
+        running.last_touch = time.monotonic()
+        kind = command.get("kind")
+        if kind in ("pause", "resume", "set_speed", "step"):
+            return self._control(running, command)
+        at_ms = running.world.now_ms()
+        result = running.world.apply(command)
+        pending = result.pop("pending", None)
+        if pending is not None:
+            running.pending.append((pending, command))
+        with transaction.atomic():
+            LabCommand.objects.create(lab_id=lab_id, seq=running.next_seq, sim_time_ms=at_ms, kind=str(kind),
+                                      args={k: v for k, v in command.items() if k != "kind"})
+            Lab.objects.filter(pk=lab_id).update(sim_time_ms=at_ms)
+        running.next_seq += 1
+        return {"kind": kind, "at_ms": at_ms, **result}
+
+    def _control(self, running: RunningLab, command: dict[str, Any]) -> dict[str, Any]:
+        kind = command["kind"]
+        if kind == "set_speed":
+            try:
+                speed = float(command.get("speed", 1))
+            except (TypeError, ValueError):
+                raise LabCommandError("speed must be a number") from None
+            if speed not in SPEEDS:
+                raise LabCommandError(f"speed must be one of {', '.join(f'{s:g}×' for s in SPEEDS)}")
+            running.speed = speed
+        elif kind == "pause":
+            running.paused = True
+        elif kind == "resume":
+            running.paused = False
+            running.last_wall = time.monotonic()
+        else:  # step: run what happens at the next moment anything is due
+            queue_ = running.world.cluster._queue
+            if queue_:
+                running.world.advance(max(queue_[0][0], running.world.now_ms()))
+        Lab.objects.filter(pk=running.lab_id).update(speed=running.speed, paused=running.paused,
+                                                      sim_time_ms=running.world.now_ms())
+        running.last_frame = 0.0  # show the change at once
+        return {"kind": kind, "speed": running.speed, "paused": running.paused, "at_ms": running.world.now_ms()}
+
+    def join(self, lab_id: str) -> dict[str, Any]:
+        """A viewer connected: count it and return a full snapshot frame."""
+        running = self.get(lab_id)
+        running.viewers += 1
+        running.last_wall = time.monotonic()
+        frame = self._frame(running, full=True)
+        assert frame is not None
+        return frame
+
+    def leave(self, lab_id: str) -> None:
+        running = self._labs.get(lab_id)
+        if running is not None:
+            running.viewers = max(0, running.viewers - 1)
+            running.last_touch = time.monotonic()
+
+    def state(self, lab_id: str) -> dict[str, Any]:
+        running = self.get(lab_id)
+        running.last_touch = time.monotonic()
+        self._checkpoint(running, time.monotonic())  # what is shown now must survive a restart
+        return {"speed": running.speed, "paused": running.paused, "behind": running.behind,
+                **running.world.view()}
+
+    def probe_key(self, lab_id: str, key: str) -> dict[str, Any]:
+        return self.get(lab_id).world.probe_key(key)
+
+
+runtime = LabRuntime()

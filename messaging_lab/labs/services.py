@@ -1,0 +1,85 @@
+"""The labs' actions: what views and consumers call. No engine logic here — it is in core_log.lab."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+
+from core_log.lab import TEMPLATES, LabCommandError
+from messaging_lab.labs.models import MAX_LABS_PER_VISITOR, Lab
+from messaging_lab.labs.runtime import runtime
+
+MAX_NAME_CHARS = 80
+
+
+class LabError(ValueError):
+    """A request about labs that cannot be done (limit, unknown lab, not yours); the message says why."""
+
+
+def visitor_key(request: HttpRequest) -> str:
+    """The browser session's key (created if the visitor has none yet): labs belong to it."""
+    if not request.session.session_key:
+        request.session["visitor"] = True
+        request.session.save()
+    return str(request.session.session_key)
+
+
+def my_labs(request: HttpRequest) -> list[Lab]:
+    return list(Lab.objects.filter(owner_session=visitor_key(request)))
+
+
+def create_lab(request: HttpRequest, template: str, name: str) -> Lab:
+    if template not in TEMPLATES:
+        raise LabError(f"choose a template: {', '.join(TEMPLATES)}")
+    name = (name or "").strip() or "My sandbox"
+    if len(name) > MAX_NAME_CHARS:
+        raise LabError(f"a lab name has at most {MAX_NAME_CHARS} characters")
+    owner = visitor_key(request)
+    with transaction.atomic():
+        if Lab.objects.filter(owner_session=owner).count() >= MAX_LABS_PER_VISITOR:
+            raise LabError(f"you have {MAX_LABS_PER_VISITOR} labs already (the limit); delete one first")
+        lab = Lab.objects.create(owner_session=owner, name=name, template=template,
+                                 seed=secrets.randbits(48))
+    runtime.call(lambda: runtime.create(lab))
+    return lab
+
+
+def owned_lab(request: HttpRequest, lab_id: str) -> Lab:
+    lab = Lab.objects.filter(pk=lab_id, owner_session=visitor_key(request)).first()
+    if lab is None:
+        raise LabError("no such lab in this browser (labs belong to the browser that created them)")
+    return lab
+
+
+def shared_lab(share_token: str) -> Lab:
+    lab = Lab.objects.filter(share_token=share_token).first()
+    if lab is None:
+        raise LabError("this share link does not lead to a lab (it may have been deleted)")
+    return lab
+
+
+def delete_lab(request: HttpRequest, lab_id: str) -> None:
+    lab = owned_lab(request, lab_id)
+    runtime.call(lambda: runtime.forget(lab.pk))
+    lab.delete()
+
+
+def run_command(lab: Lab, command: dict[str, Any]) -> dict[str, Any]:
+    """Apply a command on the engine thread; LabCommandError says what was wrong."""
+    try:
+        return runtime.call(lambda: runtime.apply(lab.pk, command))
+    except LabCommandError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise LabCommandError(str(exc)) from None
+
+
+def lab_state(lab: Lab) -> dict[str, Any]:
+    return runtime.call(lambda: runtime.state(lab.pk))
+
+
+def probe_key(lab: Lab, key: str) -> dict[str, Any]:
+    return runtime.call(lambda: runtime.probe_key(lab.pk, key))

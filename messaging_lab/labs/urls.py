@@ -1,0 +1,16 @@
+from django.urls import path
+
+from messaging_lab.labs import views
+
+app_name = "labs"
+
+urlpatterns = [
+    path("", views.lab_list, name="list"),
+    path("new", views.lab_create, name="create"),
+    path("watch/<str:share_token>/", views.lab_watch, name="watch"),
+    path("<str:lab_id>/", views.lab_detail, name="detail"),
+    path("<str:lab_id>/delete", views.lab_delete, name="delete"),
+    path("<str:lab_id>/command", views.lab_command, name="command"),
+    path("<str:lab_id>/probe", views.lab_probe, name="probe"),
+    path("<str:lab_id>/state.json", views.lab_state, name="state"),
+]

@@ -1,0 +1,168 @@
+// The live view: one WebSocket per lab; a snapshot, then deltas; each section redrawn from data.
+// Text from the server is always set with textContent (never parsed as HTML).
+(function () {
+  "use strict";
+  const root = document.getElementById("lab");
+  if (!root) return;
+  const state = { sections: {}, events: [], highlight: new Set() };
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, attrs, children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "text") node.textContent = v;
+      else if (k === "class") node.className = v;
+      else if (k === "style") node.setAttribute("style", v);
+      else node.setAttribute(k, v);
+    }
+    for (const c of children || []) if (c) node.appendChild(c);
+    return node;
+  }
+  const kb = (n) => (n == null ? "–" : n < 1024 ? n + " B" : (n / 1024).toFixed(1) + " KB");
+  const seconds = (ms) => (ms / 1000).toFixed(1) + " s";
+
+  function renderBrokers(brokers) {
+    const box = $("brokers"); box.replaceChildren();
+    for (const b of brokers) {
+      const status = !b.alive ? "down" : b.isolated ? "isolated" : b.fenced ? "fenced" : "up";
+      box.appendChild(el("div", { id: "broker-" + b.id, class: "broker " + status }, [
+        el("strong", { text: "Broker " + b.id }),
+        el("span", { text: " · " + status + " · leads " + b.leading + " · disk " + kb(b.disk_bytes) }),
+      ]));
+    }
+  }
+
+  function renderPartitions(parts) {
+    const box = $("partitions"); box.replaceChildren();
+    for (const p of parts) {
+      const id = "partition-" + p.topic + "-" + p.partition;
+      const head = el("div", { class: "partition-head", text:
+        p.topic + "-" + p.partition + " · leader " + (p.leader < 0 ? "none (offline)" : p.leader) +
+        " · epoch " + p.leader_epoch + " · ISR {" + p.isr.join(",") + "}" });
+      const rows = [];
+      for (const b of p.replicas) {
+        const r = p.replica[String(b)];
+        const role = b === p.leader ? "leader" : p.isr.includes(b) ? "in sync" : "out of sync";
+        const label = el("span", { class: "replica-label", text: "b" + b + " " + role });
+        if (!r) { rows.push(el("div", { class: "replica down" }, [label, el("span", { text: " broker down" })])); continue; }
+        const strip = el("span", { class: "strip" });
+        for (const [offset, hue] of r.cells) {
+          const cls = ["cell"];
+          if (offset >= r.high_watermark) cls.push("uncommitted");
+          if (state.highlight.has(p.topic + "-" + p.partition + ":" + offset)) cls.push("highlight");
+          strip.appendChild(el("span", { class: cls.join(" "), title: "offset " + offset,
+            "data-offset": String(offset), style: hue < 0 ? "" : "--hue:" + hue }));
+        }
+        const marks = el("span", { class: "marks", text: " start " + r.log_start_offset + " · HW " + r.high_watermark +
+          " · LSO " + r.last_stable_offset + " · LEO " + r.log_end_offset });
+        rows.push(el("div", { class: "replica " + role.replace(/ /g, "-") }, [label, strip, marks]));
+      }
+      box.appendChild(el("div", { id: id, class: "partition" }, [head].concat(rows)));
+    }
+  }
+
+  function renderProducers(producers) {
+    const box = $("producers"); box.replaceChildren();
+    for (const p of producers) {
+      box.appendChild(el("div", { id: "producer-" + p.name, class: "producer" + (p.running ? "" : " stopped") }, [
+        el("strong", { text: p.name }),
+        el("span", { text: " acks=" + p.acks + " · idempotent " + (p.enable_idempotence ? "yes" : "no") + " · " +
+          p.rate_per_s + "/s · keys " + p.keys + " · acked " + p.acked + " · failed " + p.failed +
+          (p.last_error ? " · last error " + p.last_error : "") }),
+      ]));
+    }
+  }
+
+  function renderGroups(groups) {
+    const box = $("groups"); box.replaceChildren();
+    const lag = ((state.sections.metrics || {}).latest || {}).group_lag || {};
+    for (const g of groups) {
+      const members = g.members.map((m) => el("li", { class: m.assignment.length ? "member" : "member idle",
+        text: m.client_id + (m.assignment.length ? " ← " + m.assignment.map((t) => t.split("-").pop()).join(", ")
+          : " — idle: no partition left for it") }));
+      const glag = lag[g.group_id];
+      box.appendChild(el("div", { id: "group-" + g.group_id, class: "group" }, [
+        el("strong", { text: g.group_id }),
+        el("span", { text: " · " + g.state + " · generation " + g.generation + " · " + (g.protocol || "–") +
+          " · coordinator broker " + g.coordinator + (glag ? " · lag " + glag.lag_records + " records" : "") }),
+        el("ul", {}, members),
+      ]));
+    }
+  }
+
+  function renderGuarantees(g) {
+    const box = $("guarantees"); box.replaceChildren();
+    if (g.valid) {
+      box.appendChild(el("p", { class: "all-good", id: "guarantees-ok",
+        text: "All guarantees hold: " + g.acked + " acknowledged, " + g.consumed + " consumed." }));
+    }
+    for (const a of g.anomalies) {
+      const show = el("button", { type: "button", class: "link", text: "show records" });
+      show.addEventListener("click", () => {
+        state.highlight = new Set();
+        for (const ex of a.examples) for (const o of ex.offsets) state.highlight.add(ex.partition + ":" + o);
+        renderPartitions(state.sections.partitions || []);
+      });
+      box.appendChild(el("div", { class: "anomaly", id: "anomaly-" + a.name }, [
+        el("strong", { text: a.name + " × " + a.count }), el("p", { text: a.definition }),
+        a.examples.length ? el("p", { class: "muted", text: a.examples[0].explanation }) : null, show,
+      ]));
+    }
+    if (!g.checking) box.appendChild(el("p", { class: "muted", text: "Checking stopped: the history is full." }));
+  }
+
+  function spark(values, label) {
+    const w = 160, h = 32, nums = values.map((v) => (v == null ? 0 : v));
+    const max = Math.max(1, ...nums);
+    const pts = nums.map((v, i) => (i * w / Math.max(1, nums.length - 1)).toFixed(1) + "," + (h - v * h / max).toFixed(1));
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 " + w + " " + h); svg.setAttribute("class", "spark");
+    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    line.setAttribute("points", pts.join(" ")); svg.appendChild(line);
+    return el("div", { class: "spark-row" }, [el("span", { text: label + " (now " + Math.round(nums[nums.length - 1] || 0) + ")" }), svg]);
+  }
+
+  function renderMetrics(m) {
+    const box = $("metrics"); box.replaceChildren();
+    for (const [name, values] of Object.entries(m.sparks)) box.appendChild(spark(values, name.replace(/_/g, " ")));
+    for (const a of (m.latest.alerts || [])) box.appendChild(el("p", { class: "error", text: a.text || JSON.stringify(a) }));
+  }
+
+  function renderEvents() {
+    const box = $("events"); box.replaceChildren();
+    for (const e of state.events.slice(-80).reverse()) {
+      box.appendChild(el("li", { class: "event " + e.kind }, [el("time", { text: seconds(e.time_ms) }), el("span", { text: " " + e.text })]));
+    }
+  }
+
+  const renderers = { brokers: renderBrokers, partitions: renderPartitions, producers: renderProducers,
+    groups: renderGroups, guarantees: renderGuarantees, metrics: renderMetrics };
+
+  function apply(frame) {
+    if (frame.type === "error") { $("command-result") && ($("command-result").textContent = frame.message); return; }
+    if (frame.type !== "snapshot" && frame.type !== "delta") return;
+    if (frame.type === "snapshot") { state.sections = {}; state.events = []; }
+    Object.assign(state.sections, frame.sections);
+    state.events = state.events.concat(frame.events || []).slice(-200);
+    for (const [name, render] of Object.entries(renderers)) if (name in frame.sections) render(frame.sections[name]);
+    if ("metrics" in frame.sections && state.sections.groups) renderGroups(state.sections.groups);
+    if ((frame.events || []).length || frame.type === "snapshot") renderEvents();
+    if ("time_ms" in frame.sections) $("sim-time").textContent = seconds(frame.sections.time_ms);
+    $("run-state").textContent = (frame.paused ? "paused" : "running") + " at " + frame.speed + "×" +
+      (frame.behind ? " (the engine cannot keep up; running slower)" : "");
+    for (const n of frame.notices || []) {
+      const box = $("command-result");
+      if (box) box.textContent = n.error ? n.kind + ": " + n.error : (n.result && n.result.explanation) || n.kind + " done";
+    }
+  }
+
+  let retry = 500;
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const ws = new WebSocket(scheme + location.host + root.dataset.ws);
+    ws.onopen = () => { retry = 500; };
+    ws.onmessage = (msg) => apply(JSON.parse(msg.data));
+    ws.onclose = () => { $("run-state").textContent = "disconnected; reconnecting…"; setTimeout(connect, retry); retry = Math.min(retry * 2, 8000); };
+  }
+  connect();
+})();
