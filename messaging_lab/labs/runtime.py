@@ -115,8 +115,7 @@ class LabRuntime:
 
     async def acall(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the engine thread (from async code: WebSocket consumers)."""
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()  # frames are pushed on Daphne's loop
+        self._loop = asyncio.get_running_loop()  # frames are pushed on the server's (Daphne's) loop
         return await asyncio.wrap_future(self.submit(fn))
 
     def stop(self) -> None:
@@ -136,7 +135,11 @@ class LabRuntime:
                 except Exception:  # a broken lab must not stop the others
                     log.exception("lab %s failed to advance; it is paused", running.lab_id)
                     running.paused = True
-            close_old_connections()
+            if self._labs:
+                try:
+                    close_old_connections()  # this thread's own connection, as after a request
+                except Exception:
+                    log.exception("closing the engine thread's database connection failed")
             spent = time.monotonic() - started
             if spent < TICK_S:
                 try:
@@ -211,7 +214,7 @@ class LabRuntime:
     def _publish(self, running: RunningLab, now: float) -> None:
         frame = self._frame(running, full=False)
         running.last_frame = now
-        if frame is None or self._loop is None:
+        if frame is None or self._loop is None or self._loop.is_closed():
             return
         # Save how far the lab ran before anyone sees it: a restart replays to here.
         self._checkpoint(running, now)

@@ -1,0 +1,109 @@
+"""Labs through Django: create, list, limits, ownership, controls with validation, probe, delete."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from messaging_lab.labs.models import MAX_LABS_PER_VISITOR, Lab, LabCommand
+from messaging_lab.labs.runtime import runtime
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _lab_data(tmp_path, settings):
+    settings.LAB_DATA_DIR = tmp_path / "labs"
+    yield
+    runtime.call(runtime.forget_all)
+
+
+def _create(client: Client, name: str = "Sandbox") -> Lab:
+    response = client.post("/labs/new", {"template": "sandbox", "name": name})
+    assert response.status_code == 302, response.content[:500]
+    return Lab.objects.get(pk=response["Location"].strip("/").split("/")[-1])
+
+
+def test_create_lab_runs_the_sandbox_and_lists_it(client):
+    """Ensure creating a lab redirects to its page, lists it, and its engine holds the sandbox topic and group."""
+    lab = _create(client, "First")
+    page = client.get(f"/labs/{lab.pk}/")
+    assert page.status_code == 200 and b"First" in page.content and b"/ws/labs/" in page.content
+    assert b"First" in client.get("/labs/").content
+    state = client.get(f"/labs/{lab.pk}/state.json").json()
+    assert [t["name"] for t in state["topics"]] == ["machine.telemetry"]
+    assert len(state["partitions"]) == 6 and len(state["brokers"]) == 3
+    assert len(lab.pk) >= 20 and lab.share_token != lab.pk
+
+
+def test_another_browser_cannot_see_or_drive_my_lab(client):
+    """Ensure a lab belongs to its browser: another session gets 404 on its page, state and commands."""
+    lab = _create(client)
+    other = Client()
+    assert other.get(f"/labs/{lab.pk}/").status_code == 404
+    assert other.get(f"/labs/{lab.pk}/state.json").status_code == 404
+    assert other.post(f"/labs/{lab.pk}/command", {"kind": "crash_broker", "broker": "1"}).status_code == 404
+    watch = other.get(f"/labs/watch/{lab.share_token}/")
+    assert watch.status_code == 200 and b"read-only" in watch.content and b"crash-broker" not in watch.content
+
+
+def test_labs_per_visitor_limit(client):
+    """Ensure a sixth lab is refused with the limit named, and nothing is created."""
+    for i in range(MAX_LABS_PER_VISITOR):
+        _create(client, f"lab {i}")
+    response = client.post("/labs/new", {"template": "sandbox", "name": "one too many"})
+    assert response.status_code == 400 and b"delete one first" in response.content
+    assert Lab.objects.count() == MAX_LABS_PER_VISITOR
+
+
+def test_commands_are_validated_logged_and_change_the_cluster(client):
+    """Ensure a crash command is applied and logged at its simulated time, and bad input gets an error partial."""
+    lab = _create(client)
+    ok = client.post(f"/labs/{lab.pk}/command", {"kind": "crash_broker", "broker": "2", "mode": "kill"})
+    assert ok.status_code == 200 and b"Done: crash_broker" in ok.content
+    state = client.get(f"/labs/{lab.pk}/state.json").json()
+    assert [b["alive"] for b in state["brokers"]] == [True, False, True]
+    logged = list(LabCommand.objects.filter(lab=lab))
+    assert [(c.seq, c.kind, c.args["broker"]) for c in logged] == [(1, "crash_broker", "2")]
+    for bad, message in (({"kind": "crash_broker", "broker": "9"}, b"broker must be a whole number from 1 to 3"),
+                         ({"kind": "crash_broker", "broker": "2"}, b"already down"),
+                         ({"kind": "launch_missiles"}, b"unknown command"),
+                         ({"kind": "configure_producer", "producer": "telemetry", "acks": "1",
+                           "enable_idempotence": "true"}, b"needs acks=all"),
+                         ({"kind": "configure_producer", "producer": "telemetry", "rate_per_s": "60000"},
+                          b"rate_per_s must be a whole number from 1 to 50000"),
+                         ({"kind": "set_speed", "speed": "3"}, b"speed must be one of")):
+        response = client.post(f"/labs/{lab.pk}/command", bad)
+        assert response.status_code == 400 and message in response.content, (bad, response.content)
+    assert LabCommand.objects.filter(lab=lab).count() == 1  # refused commands are not logged
+
+
+def test_commands_need_csrf():
+    """Ensure a control POST without the CSRF token is refused."""
+    client = Client(enforce_csrf_checks=True)
+    client.get("/labs/")
+    assert client.post("/labs/new", {"template": "sandbox"}).status_code == 403
+
+
+def test_key_probe_partial(client):
+    """Ensure the key probe shows murmur2, the partition now and with other partition counts."""
+    lab = _create(client)
+    response = client.get(f"/labs/{lab.pk}/probe", {"key": "machine-42"})
+    assert response.status_code == 200
+    assert b"murmur2 = 217149771" in response.content and b"partition 3</strong> of 6" in response.content
+    assert client.get(f"/labs/{lab.pk}/probe", {"key": ""}).status_code == 400
+
+
+def test_delete_removes_the_lab_and_its_files(client, settings):
+    """Ensure deleting a lab removes its row, its command log and its segment files."""
+    lab = _create(client)
+    data = Path(settings.LAB_DATA_DIR) / lab.pk
+    deadline = time.monotonic() + 10
+    while not any(data.rglob("*.log")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the engine thread writes the first segment files
+    assert any(data.rglob("*.log"))
+    assert client.post(f"/labs/{lab.pk}/delete").status_code == 302
+    assert not Lab.objects.filter(pk=lab.pk).exists() and not data.exists()
