@@ -77,9 +77,11 @@
     const box = $("groups"); box.replaceChildren();
     const lag = ((state.sections.metrics || {}).latest || {}).group_lag || {};
     for (const g of groups) {
-      const members = g.members.map((m) => el("li", { class: m.assignment.length ? "member" : "member idle",
+      const stable = g.state === "Stable";  // mid-rebalance nobody has an assignment yet: that is not idle
+      const members = g.members.map((m) => el("li", {
+        class: m.assignment.length || !stable ? "member" : "member idle",
         text: m.client_id + (m.assignment.length ? " ← " + m.assignment.map((t) => t.split("-").pop()).join(", ")
-          : " — idle: no partition left for it") }));
+          : stable ? " — idle: no partition left for it" : " — waiting for the rebalance") }));
       const glag = lag[g.group_id];
       box.appendChild(el("div", { id: "group-" + g.group_id, class: "group" }, [
         el("strong", { text: g.group_id }),

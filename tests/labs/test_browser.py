@@ -87,8 +87,9 @@ def test_more_consumers_than_partitions_shows_an_idle_member(page, server):
         page.click("#add-consumer")
         page.wait_for_selector("#command-result .ok", timeout=10_000)
         page.evaluate("document.getElementById('command-result').textContent = ''")
-    page.wait_for_selector("#group-dashboard .member.idle", timeout=40_000)
-    idle = page.inner_text("#group-dashboard .member.idle")
-    assert "idle" in idle
-    assert page.locator("#group-dashboard .member").count() == 7
+    page.wait_for_function(
+        "document.querySelectorAll('#group-dashboard .member').length === 7 &&"
+        " document.querySelectorAll('#group-dashboard .member.idle').length === 1", timeout=40_000)
+    assert "Stable" in page.inner_text("#group-dashboard")
+    assert "idle: no partition left" in page.inner_text("#group-dashboard .member.idle")
     _shot(page, "idle-consumer")

@@ -8,7 +8,6 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from messaging_lab.asgi import application
 from messaging_lab.labs.models import Lab
 from messaging_lab.labs.runtime import runtime
 
@@ -30,6 +29,8 @@ def _lab_and_cookie() -> tuple[Lab, str]:
 
 
 def _communicator(path: str, session: str | None = None) -> WebsocketCommunicator:
+    from messaging_lab.asgi import application  # imported late: the test settings are in place by now
+
     headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
     if session:
         headers.append((b"cookie", f"sessionid={session}".encode()))
