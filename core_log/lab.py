@@ -354,6 +354,21 @@ class LabWorld:
         future = self.admin.reset_offsets(group, str(topic), ResetSpec(kind, value), dry_run=dry_run)
         return {"pending": future}
 
+    def _stop_group(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Close every consumer of a group (clean leave): the group becomes Empty and can be reset."""
+        group = _name(args, "group")
+        names = sorted(n for n, c in self.consumers.items() if c.consumer.config.group_id == group)
+        if not names:
+            raise LabCommandError(f"group {group!r} has no consumers in this lab")
+        for name in names:
+            if self.consumers[name].consumer.alive:
+                self.consumers[name].close()
+            del self.consumers[name]
+        self.cluster.events.emit(self.now_ms(), "GroupStopped",
+                                 f"All {len(names)} consumer(s) of group {group} were stopped; once the group is "
+                                 f"Empty its offsets can be reset, and new consumers resume from them.", group=group)
+        return {"group": group, "stopped": names}
+
     def _create_topic(self, args: dict[str, Any]) -> dict[str, Any]:
         name = args.get("name")
         partitions = _int(args, "partitions", 1, 64, 3)
@@ -380,6 +395,81 @@ class LabWorld:
                 "partitions": count, "partition": partition_for_key(data, count),
                 "with": {n: partition_for_key(data, n) for n in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)},
                 "color": key_color(data)}
+
+    def explore(self, broker: int, topic: str, partition: int, *, offset: int | None = None,
+                timestamp_ms: int | None = None, key: str | None = None, limit: int = 50) -> dict[str, Any]:
+        """One replica's log, read back from its segment files: batches with their headers, and records.
+
+        Start at ``offset`` (default: the newest ``limit`` records), or at the first
+        record at/after ``timestamp_ms``; with ``key``, only records with that key.
+        Records of ``__consumer_offsets`` and ``__transaction_state`` are decoded.
+        """
+        from core_log.dump import decoder_for, _decoded  # the dump tool's decoders, reused
+        from core_log.errors import OffsetOutOfRangeError
+
+        if not 1 <= broker <= len(self.cluster.brokers):
+            raise LabCommandError(f"broker must be 1 to {len(self.cluster.brokers)}")
+        if topic not in self.cluster.topics or not 0 <= partition < self.cluster.topics[topic].partitions:
+            raise LabCommandError(f"no partition {topic}-{partition}")
+        if not 1 <= limit <= 500:
+            raise LabCommandError("limit must be 1 to 500")
+        b = self.cluster.brokers[broker]
+        tp = TopicPartition(topic, partition)
+        replica = b.replicas.get(tp) if b.alive else None
+        if replica is None:
+            raise LabCommandError(f"broker {broker} has no live replica of {tp}" + ("" if b.alive else " (it is down)"))
+        log = replica.log
+        if timestamp_ms is not None:
+            found = log.offset_for_timestamp(timestamp_ms)
+            offset = found[0] if found else log.log_end_offset
+        if offset is None:
+            offset = max(log.log_start_offset, log.log_end_offset - limit)
+        offset = min(max(offset, log.log_start_offset), log.log_end_offset)
+        decoder = decoder_for(f"/{topic}-{partition}")
+        batches, shown = [], 0
+        position = offset
+        key_bytes = key.encode() if key else None
+        try:
+            while shown < limit and position < log.log_end_offset:
+                chunk = log.read(position, max_offset=log.log_end_offset)
+                if not chunk:
+                    break
+                for batch in chunk:
+                    records = []
+                    for rec in batch.records():
+                        if rec.offset < position or (key_bytes is not None and rec.key != key_bytes):
+                            continue
+                        if shown >= limit:
+                            break
+                        shown += 1
+                        records.append({
+                            "offset": rec.offset, "timestamp_ms": rec.timestamp_ms,
+                            "key": None if rec.key is None else rec.key.decode("utf-8", "backslashreplace"),
+                            "value": None if rec.value is None else rec.value[:200].decode("utf-8", "backslashreplace"),
+                            "headers": [[k, None if v is None else v.decode("utf-8", "backslashreplace")]
+                                        for k, v in rec.headers],
+                            "decoded": _decoded(decoder, rec).removeprefix(" decoded: ") if decoder else None,
+                            "color": key_color(rec.key),
+                            "committed": rec.offset < replica.high_watermark,
+                        })
+                    if records or batch.is_control:
+                        batches.append({
+                            "base_offset": batch.base_offset, "last_offset": batch.last_offset,
+                            "leader_epoch": batch.partition_leader_epoch, "producer_id": batch.producer_id,
+                            "producer_epoch": batch.producer_epoch, "base_sequence": batch.base_sequence,
+                            "crc": batch.crc, "crc_valid": batch.crc_is_valid(), "size_bytes": batch.size_bytes,
+                            "transactional": batch.is_transactional, "control": batch.is_control,
+                            "records": records})
+                position = chunk[-1].next_offset
+        except OffsetOutOfRangeError:
+            pass
+        segments = [{"name": f"{seg.base_offset:020d}.log", "base_offset": seg.base_offset,
+                     "size_bytes": seg.size_bytes, "txnindex_entries": len(seg.txn_index.entries)}
+                    for seg in log.segments]
+        return {"broker": broker, "topic": topic, "partition": partition, "from_offset": offset,
+                "log_start_offset": log.log_start_offset, "high_watermark": replica.high_watermark,
+                "last_stable_offset": replica.last_stable_offset, "log_end_offset": log.log_end_offset,
+                "batches": batches, "segments": segments, "directory": log.directory}
 
     def _replica_view(self, broker_id: int, tp: TopicPartition) -> dict[str, Any] | None:
         broker = self.cluster.brokers[broker_id]
@@ -465,5 +555,6 @@ _COMMANDS: dict[str, Callable[[LabWorld, dict[str, Any]], dict[str, Any]]] = {
     "remove_consumer": LabWorld._remove_consumer,
     "reset_offsets": LabWorld._reset_offsets,
     "create_topic": LabWorld._create_topic,
+    "stop_group": LabWorld._stop_group,
 }
 COMMAND_KINDS = tuple(sorted(_COMMANDS))

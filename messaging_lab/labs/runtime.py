@@ -54,6 +54,7 @@ SLICE_BUDGET_S = 0.05
 IDLE_AFTER_S = 120.0
 MAX_CATCH_UP_MS = 2000  # a lab that fell behind does not try to run more than this at once
 CALL_TIMEOUT_S = 30.0
+ADMIN_TIMEOUT_MS = 20_000  # simulated time an offset reset may take before it is reported as failed
 CHECKPOINT_INTERVAL_S = 1.0  # an awake lab nobody watches still saves its simulated time this often
 
 
@@ -76,7 +77,6 @@ class RunningLab:
     events_sent: int = 0  # how many events (ever emitted) were pushed
     behind: bool = False
     notices: list[dict[str, Any]] = field(default_factory=list)
-    pending: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)  # admin futures → notices
     next_seq: int = 1
 
     @property
@@ -176,11 +176,6 @@ class LabRuntime:
             while world.now_ms() < target and time.monotonic() < deadline:
                 world.advance(min(target, world.now_ms() + SLICE_SIM_MS))
             running.behind = world.now_ms() < target
-        for future, command in list(running.pending):
-            if future.done:
-                running.pending.remove((future, command))
-                result = future.result.to_json() if future.result is not None else None
-                running.notices.append({"kind": command.get("kind"), "error": future.error, "result": result})
         if now - running.last_frame >= FRAME_INTERVAL_S and (running.viewers or running.notices):
             self._publish(running, now)
         elif running.awake and now - running.last_checkpoint >= CHECKPOINT_INTERVAL_S:
@@ -283,8 +278,14 @@ class LabRuntime:
         at_ms = running.world.now_ms()
         result = running.world.apply(command)
         pending = result.pop("pending", None)
-        if pending is not None:
-            running.pending.append((pending, command))
+        if pending is not None:  # an admin call: it takes a few simulated ms of requests; finish it now
+            running.world.cluster.run_until(lambda: pending.done, ADMIN_TIMEOUT_MS, step_ms=5)
+            if not pending.done:
+                raise LabCommandError("the cluster did not answer the offset reset (is the group's coordinator "
+                                      "down?); try again once brokers are back")
+            if pending.error:
+                raise LabCommandError(pending.error)
+            result["plan"] = pending.result.to_json()
         with transaction.atomic():
             LabCommand.objects.create(lab_id=lab_id, seq=running.next_seq, sim_time_ms=at_ms, kind=str(kind),
                                       args={k: v for k, v in command.items() if k != "kind"})
@@ -340,6 +341,9 @@ class LabRuntime:
 
     def probe_key(self, lab_id: str, key: str) -> dict[str, Any]:
         return self.get(lab_id).world.probe_key(key)
+
+    def explore(self, lab_id: str, **query: Any) -> dict[str, Any]:
+        return self.get(lab_id).world.explore(**query)
 
 
 runtime = LabRuntime()

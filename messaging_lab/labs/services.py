@@ -83,3 +83,7 @@ def lab_state(lab: Lab) -> dict[str, Any]:
 
 def probe_key(lab: Lab, key: str) -> dict[str, Any]:
     return runtime.call(lambda: runtime.probe_key(lab.pk, key))
+
+
+def explore(lab: Lab, query: dict[str, Any]) -> dict[str, Any]:
+    return runtime.call(lambda: runtime.explore(lab.pk, **query))

@@ -13,4 +13,5 @@ urlpatterns = [
     path("<str:lab_id>/command", views.lab_command, name="command"),
     path("<str:lab_id>/probe", views.lab_probe, name="probe"),
     path("<str:lab_id>/state.json", views.lab_state, name="state"),
+    path("<str:lab_id>/explore", views.lab_explore, name="explore"),
 ]

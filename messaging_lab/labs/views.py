@@ -81,6 +81,14 @@ def lab_command(request: HttpRequest, lab_id: str) -> HttpResponse:
         result = services.run_command(lab, command)
     except LabCommandError as exc:
         return render(request, "labs/_result.html", {"error": str(exc)}, status=400)
+    if "plan" in result:
+        plan = result["plan"]
+        highlight = [{"partition": r["partition"], "from": min(r["new"], r["current"] if r["current"] is not None
+                                                                else r["new"]),
+                      "to": max(r["new"], r["current"] if r["current"] is not None else r["new"]),
+                      "kind": "redelivered" if r["redelivered"] else "skipped"}
+                     for r in plan["rows"] if r["redelivered"] or r["skipped"]]
+        return render(request, "labs/_reset_plan.html", {"plan": plan, "highlight": highlight})
     return render(request, "labs/_result.html", {"result": result, "kind": kind})
 
 
@@ -92,6 +100,29 @@ def lab_probe(request: HttpRequest, lab_id: str) -> HttpResponse:
     except LabCommandError as exc:
         return render(request, "labs/_probe.html", {"error": str(exc)}, status=400)
     return render(request, "labs/_probe.html", {"probe": probe, "others": sorted(probe["with"].items())})
+
+
+@require_GET
+def lab_explore(request: HttpRequest, lab_id: str) -> HttpResponse:
+    """The log explorer: one replica's batches and records, read back from its segment files."""
+    lab = _lab_or_404(request, lab_id)
+    query: dict[str, object] = {"topic": request.GET.get("topic", "machine.telemetry")[:249]}
+    try:
+        query["broker"] = int(request.GET.get("broker", "1"))
+        query["partition"] = int(request.GET.get("partition", "0"))
+        for name in ("offset", "timestamp_ms"):
+            if request.GET.get(name, "").strip():
+                query[name] = int(request.GET[name])
+    except ValueError:
+        return render(request, "labs/_explorer.html", {"error": "broker, partition, offset and timestamp are "
+                                                                 "whole numbers"}, status=400)
+    if request.GET.get("key", "").strip():
+        query["key"] = request.GET["key"][:200]
+    try:
+        view = services.explore(lab, query)
+    except LabCommandError as exc:
+        return render(request, "labs/_explorer.html", {"error": str(exc)}, status=400)
+    return render(request, "labs/_explorer.html", {"x": view})
 
 
 @require_GET

@@ -4,7 +4,7 @@
   "use strict";
   const root = document.getElementById("lab");
   if (!root) return;
-  const state = { sections: {}, events: [], highlight: new Set() };
+  const state = { sections: {}, events: [], highlight: new Set(), ranges: [] };
   const $ = (id) => document.getElementById(id);
 
   function el(tag, attrs, children) {
@@ -50,6 +50,9 @@
           const cls = ["cell"];
           if (offset >= r.high_watermark) cls.push("uncommitted");
           if (state.highlight.has(p.topic + "-" + p.partition + ":" + offset)) cls.push("highlight");
+          for (const r of state.ranges) {
+            if (r.partition === p.topic + "-" + p.partition && offset >= r.from && offset < r.to) cls.push(r.kind);
+          }
           strip.appendChild(el("span", { class: cls.join(" "), title: "offset " + offset,
             "data-offset": String(offset), style: hue < 0 ? "" : "--hue:" + hue }));
         }
@@ -104,6 +107,14 @@
         state.highlight = new Set();
         for (const ex of a.examples) for (const o of ex.offsets) state.highlight.add(ex.partition + ":" + o);
         renderPartitions(state.sections.partitions || []);
+        // The strips show only the newest offsets: open the first example in the log explorer too.
+        const ex = a.examples.find((e) => e.offsets.length);
+        const part = ex && (state.sections.partitions || []).find((p) => p.topic + "-" + p.partition === ex.partition);
+        if (ex && part && part.leader >= 0 && root.dataset.explore && window.htmx) {
+          const q = new URLSearchParams({ broker: part.leader, topic: part.topic, partition: part.partition,
+            offset: Math.max(0, Math.min(...ex.offsets) - 3) });
+          htmx.ajax("GET", root.dataset.explore + "?" + q.toString(), "#explorer");
+        }
       });
       box.appendChild(el("div", { class: "anomaly", id: "anomaly-" + a.name }, [
         el("strong", { text: a.name + " × " + a.count }), el("p", { text: a.definition }),
@@ -157,6 +168,22 @@
       if (box) box.textContent = n.error ? n.kind + ": " + n.error : (n.result && n.result.explanation) || n.kind + " done";
     }
   }
+
+  // An offset-reset preview arrives as an htmx partial carrying its ranges: outline those records.
+  document.body.addEventListener("htmx:afterSwap", (evt) => {
+    if (evt.target && evt.target.id === "explorer") {  // outline the records an anomaly named
+      const table = document.getElementById("explorer-table");
+      for (const key of state.highlight) {
+        const [partition, offset] = [key.slice(0, key.lastIndexOf(":")), key.slice(key.lastIndexOf(":") + 1)];
+        const row = document.getElementById("record-" + offset);
+        if (row && table && table.dataset.partition === partition) row.classList.add("highlight");
+      }
+      return;
+    }
+    const data = document.getElementById("reset-highlight");
+    state.ranges = data ? JSON.parse(data.textContent) : [];
+    if (state.sections.partitions) renderPartitions(state.sections.partitions);
+  });
 
   let retry = 500;
   function connect() {

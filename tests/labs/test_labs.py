@@ -107,3 +107,58 @@ def test_delete_removes_the_lab_and_its_files(client, settings):
     assert any(data.rglob("*.log"))
     assert client.post(f"/labs/{lab.pk}/delete").status_code == 302
     assert not Lab.objects.filter(pk=lab.pk).exists() and not data.exists()
+
+
+def test_offset_reset_preview_and_apply(client):
+    """Ensure a dry-run reset shows per-partition re-deliveries, applying to a running group is refused, and after stopping the group it applies."""
+    lab = _create(client)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        group = client.get(f"/labs/{lab.pk}/state.json").json()["groups"]
+        if group and sum(group[0]["committed"].values()) > 20:
+            break
+        time.sleep(0.2)
+    preview = client.post(f"/labs/{lab.pk}/command", {"kind": "reset_offsets", "group": "dashboard",
+                                                      "to": "earliest", "dry_run": "true"})
+    assert preview.status_code == 200, preview.content
+    html = preview.content.decode()
+    assert "would re-deliver" in html and 'id="reset-highlight"' in html
+    refused = client.post(f"/labs/{lab.pk}/command", {"kind": "reset_offsets", "group": "dashboard",
+                                                      "to": "earliest", "dry_run": "false"})
+    assert b"Not applied" in refused.content and b"Stable" in refused.content
+    assert client.post(f"/labs/{lab.pk}/command", {"kind": "stop_group", "group": "dashboard"}).status_code == 200
+    deadline = time.monotonic() + 20
+    applied = None
+    while time.monotonic() < deadline:
+        applied = client.post(f"/labs/{lab.pk}/command", {"kind": "reset_offsets", "group": "dashboard",
+                                                          "to": "earliest", "dry_run": "false"})
+        if b"re-delivers" in applied.content:
+            break
+        time.sleep(0.3)  # the members' LeaveGroup makes the group Empty after its last rebalance
+    assert applied is not None and b"re-delivers" in applied.content, applied.content
+    committed = client.get(f"/labs/{lab.pk}/state.json").json()["groups"][0]["committed"]
+    assert set(committed.values()) == {0}
+
+
+def test_log_explorer_reads_a_replica_and_decodes_internal_topics(client):
+    """Ensure the explorer lists segment files and batch headers, finds records by key, and decodes __consumer_offsets."""
+    lab = _create(client)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        groups = client.get(f"/labs/{lab.pk}/state.json").json()["groups"]
+        if groups and sum(groups[0]["committed"].values()) > 0:
+            break
+        time.sleep(0.2)
+    page = client.get(f"/labs/{lab.pk}/explore", {"broker": "1", "topic": "machine.telemetry", "partition": "1"})
+    html = page.content.decode()
+    assert page.status_code == 200 and "00000000000000000000.log" in html and "CRC" in html and "epoch" in html
+    by_key = client.get(f"/labs/{lab.pk}/explore", {"broker": "2", "topic": "machine.telemetry", "partition": "1",
+                                                    "offset": "0", "key": "machine-1"}).content.decode()
+    keys = {line.split("</span>")[1].split("<")[0].strip() for line in by_key.split('class="swatch"')[1:]}
+    assert keys <= {"machine-1"}
+    offsets = "".join(client.get(f"/labs/{lab.pk}/explore", {"broker": str(b), "topic": "__consumer_offsets",
+                                                             "partition": str(p), "offset": "0"}).content.decode()
+                      for b in (1, 2, 3) for p in range(3))
+    assert "group dashboard committed offset" in offsets
+    bad = client.get(f"/labs/{lab.pk}/explore", {"broker": "7", "topic": "machine.telemetry", "partition": "0"})
+    assert bad.status_code == 400 and b"broker must be 1 to 3" in bad.content
