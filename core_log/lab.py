@@ -45,6 +45,8 @@ MAX_PRODUCERS = 10
 MAX_CONSUMERS = 20
 MAX_TOTAL_RATE_PER_S = 50_000
 TAIL_CELLS = 40  # offsets drawn per replica strip
+MAX_LAB_DISK_BYTES = 512 * 1024 * 1024  # all replicas of all topics of one lab
+LAB_SEGMENT_BYTES = 4 * 1024 * 1024  # small segments so retention can act within the budget
 EVENTS_IN_VIEW = 60
 HISTORY_HEADROOM_OPS = 50_000  # stop recording this many ops before the history's bound
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -116,8 +118,26 @@ class LabWorld:
         self._setup_sandbox()
 
     # ── templates ────────────────────────────────────────────────────────────
+    def _disk_budget_configs(self, partitions: int, replication_factor: int) -> dict[str, int]:
+        """retention.bytes (per partition, as in Kafka) that keeps a new topic inside the lab's disk budget.
+
+        Each new topic may take half of what is left, so later topics still fit;
+        a partition holds at most retention.bytes plus its active segment.
+        """
+        used = sum(t.partitions * t.replication_factor * (t.log_config.retention_bytes + t.log_config.segment_bytes)
+                   for t in self.cluster.topics.values() if t.log_config.retention_bytes > 0
+                   and not t.name.startswith("__"))
+        left = (MAX_LAB_DISK_BYTES - used) // 2
+        per_partition = left // (partitions * replication_factor) - LAB_SEGMENT_BYTES
+        if per_partition < LAB_SEGMENT_BYTES:
+            raise LabCommandError(f"the lab's disk budget ({MAX_LAB_DISK_BYTES // 2**20} MiB over all replicas) "
+                                  f"has no room for {partitions}×{replication_factor} more replicas; use fewer "
+                                  f"partitions or a lower replication factor")
+        return {"retention.bytes": per_partition, "segment.bytes": LAB_SEGMENT_BYTES}
+
     def _setup_sandbox(self) -> None:
-        self.cluster.create_topic(SANDBOX_TOPIC, 6, 3, {"min.insync.replicas": 2})
+        self.cluster.create_topic(SANDBOX_TOPIC, 6, 3, {"min.insync.replicas": 2,
+                                                        **self._disk_budget_configs(6, 3)})
         self.cluster.run_for(500)
         self._add_producer("telemetry", SANDBOX_TOPIC, rate_per_s=50, keys="machines", machines=20,
                            config=ProducerConfig())
@@ -380,7 +400,13 @@ class LabWorld:
             configs["retention.ms"] = _int(args, "retention_ms", 1000, 7 * 24 * 3600 * 1000)
         if "unclean_leader_election" in args:
             configs["unclean.leader.election.enable"] = _bool(args, "unclean_leader_election", False)
+        configs.update(self._disk_budget_configs(partitions, rf))
         self.cluster.create_topic(name, partitions, rf, configs)  # type: ignore[arg-type]
+        self.cluster.events.emit(self.now_ms(), "TopicBudget",
+                                 f"Topic {name} keeps at most {configs['retention.bytes'] // 2**20} MiB per "
+                                 f"partition (retention.bytes), so the lab stays within its "
+                                 f"{MAX_LAB_DISK_BYTES // 2**20} MiB disk budget; older segments are deleted.",
+                                 topic=name)
         return {"topic": name}
 
     # ── reading ──────────────────────────────────────────────────────────────
@@ -495,6 +521,12 @@ class LabWorld:
                     "isolated": b.node_id in isolated, "disk_bytes": b.describe()["disk_bytes"],
                     "leading": sum(1 for tp in b.leading if not tp.topic.startswith("__"))}
                    for b in c.brokers.values()]
+        groups = c.describe_groups()
+        positions: dict[str, list[dict[str, Any]]] = {}
+        for name, lc in sorted(self.consumers.items()):
+            for tp, pos in lc.consumer.positions.items():
+                if pos is not None:
+                    positions.setdefault(str(tp), []).append({"consumer": name, "position": pos})
         partitions = []
         for tp in c.partitions():
             if tp.topic.startswith("__"):
@@ -504,6 +536,8 @@ class LabWorld:
                 "topic": tp.topic, "partition": tp.partition, "leader": update.leader,
                 "leader_epoch": update.leader_epoch, "isr": list(update.isr), "replicas": list(update.replicas),
                 "replica": {str(b): self._replica_view(b, tp) for b in update.replicas},
+                "committed": {g["group_id"]: g["committed"][str(tp)] for g in groups if str(tp) in g["committed"]},
+                "positions": positions.get(str(tp), []),
             })
         verdict = self.checker.verdict()
         guarantees = {
@@ -520,6 +554,10 @@ class LabWorld:
         }
         for group in latest.get("group_lag", {}):
             sparks[f"group_lag:{group}"] = [v for _, v in self.metrics.series("group_lag_records", group)][-60:]
+        for broker in sorted(c.brokers):
+            sparks[f"disk_bytes:broker {broker}"] = [v for _, v in self.metrics.series("disk_bytes", str(broker))][-60:]
+        sparks[f"partition_skew:{SANDBOX_TOPIC}"] = [
+            v for _, v in self.metrics.series("partition_skew", SANDBOX_TOPIC)][-60:]
         events = [e.to_json() for e in list(c.events)[-EVENTS_IN_VIEW:]
                   if e.kind not in ("ProducerIdAssigned",)]
         return {
@@ -530,7 +568,7 @@ class LabWorld:
                        if not t.name.startswith("__")],
             "producers": [{"name": n, **p.describe()} for n, p in sorted(self.producers.items())],
             "consumers": [{"name": n, **lc.describe()} for n, lc in sorted(self.consumers.items())],
-            "groups": c.describe_groups(),
+            "groups": groups,
             "guarantees": guarantees,
             "metrics": {"latest": {k: latest.get(k) for k in ("produce_records_per_s", "consume_records_per_s",
                                                                "group_lag", "alerts")},

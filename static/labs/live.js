@@ -60,7 +60,31 @@
           " · LSO " + r.last_stable_offset + " · LEO " + r.log_end_offset });
         rows.push(el("div", { class: "replica " + role.replace(/ /g, "-") }, [label, strip, marks]));
       }
-      box.appendChild(el("div", { id: id, class: "partition" }, [head].concat(rows)));
+      const leaderView = p.replica[String(p.leader)];
+      const hw = leaderView ? leaderView.high_watermark : null;
+      const cursors = [];
+      for (const [group, committed] of Object.entries(p.committed || {})) {
+        const lag = hw == null ? 0 : Math.max(0, hw - committed);
+        cursors.push(el("span", { class: "cursor committed", text: group + " committed " + committed + " (lag " + lag + ")" }),
+          el("span", { class: "lagbar", style: "width:" + Math.min(200, lag) + "px" }));
+      }
+      for (const c of p.positions || []) cursors.push(el("span", { class: "cursor position", text: c.consumer + " at " + c.position }));
+      box.appendChild(el("div", { id: id, class: "partition" }, [head].concat(rows, [el("div", { class: "cursors" }, cursors)])));
+      if (leaderView) markCursors(id, p);
+    }
+  }
+
+  function markCursors(id, p) {
+    // the leader's strip: the group's committed offset and each member's position, as edges on the cells
+    const strip = document.querySelector("[id='" + id + "'] .replica.leader .strip");
+    if (!strip) return;
+    for (const committed of Object.values(p.committed || {})) {
+      const cell = strip.querySelector("[data-offset='" + (committed - 1) + "']");
+      if (cell) cell.classList.add("committed-edge");
+    }
+    for (const c of p.positions || []) {
+      const cell = strip.querySelector("[data-offset='" + (c.position - 1) + "']");
+      if (cell) cell.classList.add("position-edge");
     }
   }
 

@@ -1,0 +1,91 @@
+"""LabWorld: the sandbox, commands, deterministic replay, the disk budget, the explorer and the view."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core_log.lab import MAX_LAB_DISK_BYTES, LabCommandError, LabWorld
+
+
+def test_sandbox_is_what_the_guide_describes():
+    """Ensure the sandbox has 3 brokers, machine.telemetry with 6 partitions RF 3, a keyed producer and a group of 2."""
+    w = LabWorld("sandbox", seed=1)
+    w.advance(8000)
+    view = w.view()
+    assert len(view["brokers"]) == 3 and len(view["partitions"]) == 6
+    assert view["topics"][0]["name"] == "machine.telemetry" and view["topics"][0]["replication_factor"] == 3
+    assert view["producers"][0]["keys"] == "machines" and view["producers"][0]["acked"] > 0
+    group = view["groups"][0]
+    assert group["group_id"] == "dashboard" and group["state"] == "Stable" and len(group["members"]) == 2
+    assert view["guarantees"]["valid"]
+    json.dumps(view)  # the page gets it as JSON
+
+
+def test_replay_rebuilds_the_same_lab():
+    """Ensure replaying the logged commands on the same seed gives the identical view (record for record)."""
+    w = LabWorld("sandbox", seed=9)
+    log = []
+    for at, command in ((3000, {"kind": "crash_broker", "broker": "2"}),
+                        (9000, {"kind": "add_consumer", "group": "dashboard"}),
+                        (12_000, {"kind": "restart_broker", "broker": "2"}),
+                        (15_000, {"kind": "configure_producer", "producer": "telemetry", "acks": "1",
+                                  "enable_idempotence": "false"})):
+        w.advance(at)
+        w.apply(command)
+        log.append((at, command))
+    w.advance(25_000)
+    again = LabWorld.replay("sandbox", 9, log, 25_000)
+    assert again.view() == w.view()
+
+
+def test_commands_are_validated_with_plain_reasons():
+    """Ensure bad commands raise LabCommandError saying what was wrong, and nothing changes."""
+    w = LabWorld("sandbox", seed=2)
+    for command, reason in (({"kind": "crash_broker", "broker": 0}, "from 1 to 3"),
+                            ({"kind": "nope"}, "unknown command"),
+                            ({"kind": "add_consumer", "group": "bad group!"}, "a-z A-Z"),
+                            ({"kind": "configure_producer", "producer": "ghost"}, "no producer"),
+                            ({"kind": "burst", "producer": "telemetry", "records": 10**9}, "50000"),
+                            ({"kind": "create_topic", "name": "__secret"}, "reserved"),
+                            ([1, 2], "object")):
+        with pytest.raises(LabCommandError, match=reason):
+            w.apply(command)  # type: ignore[arg-type]
+
+
+def test_topics_get_retention_that_keeps_the_lab_within_its_disk_budget():
+    """Ensure every topic gets retention.bytes so all replicas fit in the lab's budget, and an oversized topic is refused."""
+    w = LabWorld("sandbox", seed=3)
+    w.apply({"kind": "create_topic", "name": "orders", "partitions": "3", "replication_factor": "3"})
+    total = sum(t.partitions * t.replication_factor * (t.log_config.retention_bytes + t.log_config.segment_bytes)
+                for t in w.cluster.topics.values() if not t.name.startswith("__"))
+    assert total <= MAX_LAB_DISK_BYTES
+    assert any(e.kind == "TopicBudget" for e in w.cluster.events)
+    with pytest.raises(LabCommandError, match="disk budget"):
+        for i in range(20):
+            w.apply({"kind": "create_topic", "name": f"t{i}", "partitions": "64", "replication_factor": "3"})
+
+
+def test_explore_reads_back_batches_and_filters_by_key():
+    """Ensure the explorer reads a replica's batches with their headers, and a key filter keeps only that key."""
+    w = LabWorld("sandbox", seed=4)
+    w.advance(6000)
+    x = w.explore(1, "machine.telemetry", 1, offset=0)
+    assert x["batches"] and all({"base_offset", "leader_epoch", "producer_id", "crc_valid"} <= set(b)
+                                for b in x["batches"])
+    assert all(b["crc_valid"] for b in x["batches"])
+    key = x["batches"][0]["records"][0]["key"]
+    only = w.explore(1, "machine.telemetry", 1, offset=0, key=key)
+    assert {r["key"] for b in only["batches"] for r in b["records"]} == {key}
+    with pytest.raises(LabCommandError, match="no partition"):
+        w.explore(1, "machine.telemetry", 9)
+
+
+def test_view_shows_group_cursors_per_partition():
+    """Ensure each partition in the view carries the group's committed offset and the members' positions."""
+    w = LabWorld("sandbox", seed=5)
+    w.advance(12_000)
+    parts = [p for p in w.view()["partitions"] if p["committed"]]
+    assert parts and all("dashboard" in p["committed"] for p in parts)
+    assert any(p["positions"] for p in parts)
