@@ -92,4 +92,4 @@ class LabLiveConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "message": message})
 
     async def lab_frame(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["frame"])
+        await self.send(text_data=event["text"])  # the runtime encoded the frame once for every viewer

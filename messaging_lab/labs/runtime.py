@@ -50,7 +50,7 @@ SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 TICK_S = 0.02
 FRAME_INTERVAL_S = 0.1  # at most 10 frames per second per lab
 SLICE_SIM_MS = 50
-SLICE_BUDGET_S = 0.05
+SLICE_BUDGET_S = 0.02
 IDLE_AFTER_S = 120.0
 MAX_CATCH_UP_MS = 2000  # a lab that fell behind does not try to run more than this at once
 CALL_TIMEOUT_S = 30.0
@@ -76,6 +76,7 @@ class RunningLab:
     sent: dict[str, str] = field(default_factory=dict)  # section → JSON last pushed
     events_sent: int = 0  # how many events (ever emitted) were pushed
     behind: bool = False
+    first_unsent_event_wall: float | None = None  # wall time (time.time) of the oldest event not yet pushed
     notices: list[dict[str, Any]] = field(default_factory=list)
     next_seq: int = 1
 
@@ -170,12 +171,16 @@ class LabRuntime:
         wall_ms = (now - running.last_wall) * 1000
         running.last_wall = now
         world = running.world
+        events_before = world.cluster.events.dropped + len(world.cluster.events)
         if running.awake and not running.paused:
             target = world.now_ms() + min(int(wall_ms * running.speed), MAX_CATCH_UP_MS)
             deadline = now + SLICE_BUDGET_S
             while world.now_ms() < target and time.monotonic() < deadline:
                 world.advance(min(target, world.now_ms() + SLICE_SIM_MS))
             running.behind = world.now_ms() < target
+        if running.first_unsent_event_wall is None and \
+                world.cluster.events.dropped + len(world.cluster.events) > events_before:
+            running.first_unsent_event_wall = time.time()
         if now - running.last_frame >= FRAME_INTERVAL_S and (running.viewers or running.notices):
             self._publish(running, now)
         elif running.awake and now - running.last_checkpoint >= CHECKPOINT_INTERVAL_S:
@@ -202,8 +207,12 @@ class LabRuntime:
             return None
         frame = {"type": "snapshot" if full else "delta", "lab": running.lab_id, "sections": sections,
                  "events": fresh, "speed": running.speed, "paused": running.paused, "behind": running.behind,
-                 "notices": running.notices}
+                 "notices": running.notices, "wall_ms": round(time.time() * 1000),
+                 "oldest_event_wall_ms": None if running.first_unsent_event_wall is None or full
+                 else round(running.first_unsent_event_wall * 1000)}
         running.notices = []
+        if not full:
+            running.first_unsent_event_wall = None
         return frame
 
     def _publish(self, running: RunningLab, now: float) -> None:
@@ -216,9 +225,10 @@ class LabRuntime:
         from channels.layers import get_channel_layer
 
         layer = get_channel_layer()
-        if layer is not None:
+        if layer is not None:  # encoded once here, not once per viewer
+            text = json.dumps(frame, default=str)
             asyncio.run_coroutine_threadsafe(
-                layer.group_send(group_name(running.lab_id), {"type": "lab.frame", "frame": frame}), self._loop)
+                layer.group_send(group_name(running.lab_id), {"type": "lab.frame", "text": text}), self._loop)
 
     # ── lab lifecycle (engine thread) ────────────────────────────────────────
     def _data_dir(self, lab_id: str) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.cookiejar
+import json
 import os
 import secrets
 import signal
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -80,3 +83,25 @@ class LiveServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Browser:
+    """Just enough of a browser: cookies, CSRF token, form posts."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, path: str) -> tuple[str, bytes]:
+        with self.opener.open(self.base + path, timeout=30) as response:
+            return response.geturl(), response.read()
+
+    def post(self, path: str, fields: dict[str, str]) -> tuple[str, bytes]:
+        token = next(c.value for c in self.jar if c.name == "csrftoken")
+        data = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": token}).encode()
+        with self.opener.open(self.base + path, data=data, timeout=30) as response:
+            return response.geturl(), response.read()
+
+    def state(self, lab_id: str) -> dict:
+        return json.loads(self.get(f"/labs/{lab_id}/state.json")[1])

@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import http.cookiejar
-import json
 import time
-import urllib.parse
-import urllib.request
 
 import pytest
 
-from tests.labs.server import LiveServer
+from tests.labs.server import Browser, LiveServer
 
 pytestmark = pytest.mark.slow
-
-
-class Browser:
-    """Just enough of a browser: cookies, CSRF token, form posts."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-
-    def get(self, path: str) -> tuple[str, bytes]:
-        with self.opener.open(self.base + path, timeout=30) as response:
-            return response.geturl(), response.read()
-
-    def post(self, path: str, fields: dict[str, str]) -> tuple[str, bytes]:
-        token = next(c.value for c in self.jar if c.name == "csrftoken")
-        data = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": token}).encode()
-        with self.opener.open(self.base + path, data=data, timeout=30) as response:
-            return response.geturl(), response.read()
-
-    def state(self, lab_id: str) -> dict:
-        return json.loads(self.get(f"/labs/{lab_id}/state.json")[1])
 
 
 def _records(state: dict) -> dict[str, int]:
