@@ -39,7 +39,18 @@ from core_log.partitioner import murmur2, partition_for_key
 from core_log.producer import ProducerConfig
 from core_log.workloads import KEY_MODES, LabConsumer, Sink, TelemetryProducer
 
-TEMPLATES = ("sandbox",)
+#: Template name → what the learner gets (the lab list shows it).
+TEMPLATES: dict[str, str] = {
+    "sandbox": "Three brokers; machine.telemetry with 6 partitions, replication factor 3 and "
+               "min.insync.replicas=2; a telemetry producer keyed by machine id (acks=all, idempotent); "
+               "the consumer group dashboard with two members.",
+    "acks1-leader-crash": "The sandbox with the producer on acks=1 and idempotence off. Slow a leader's links, "
+                          "crash it, and watch acknowledged records vanish (lost-write).",
+    "unclean-election": "The sandbox with unclean.leader.election.enable=true and min.insync.replicas=1. "
+                        "Isolate a follower, crash the in-sync replicas, and an out-of-sync replica is elected.",
+    "at-least-once": "The sandbox's group processes slowly (40 records/s each) and commits after processing "
+                     "into a plain sink. Crash a consumer mid-batch and count what the sink applies twice.",
+}
 SANDBOX_TOPIC = "machine.telemetry"
 MAX_PRODUCERS = 10
 MAX_CONSUMERS = 20
@@ -118,6 +129,10 @@ class LabWorld:
         self._setup_sandbox()
 
     # ── templates ────────────────────────────────────────────────────────────
+    def _topic_configs(self) -> dict[str, Any]:
+        if self.template == "unclean-election":
+            return {"min.insync.replicas": 1, "unclean.leader.election.enable": True}
+        return {"min.insync.replicas": 2}
     def _disk_budget_configs(self, partitions: int, replication_factor: int) -> dict[str, int]:
         """retention.bytes (per partition, as in Kafka) that keeps a new topic inside the lab's disk budget.
 
@@ -136,13 +151,20 @@ class LabWorld:
         return {"retention.bytes": per_partition, "segment.bytes": LAB_SEGMENT_BYTES}
 
     def _setup_sandbox(self) -> None:
-        self.cluster.create_topic(SANDBOX_TOPIC, 6, 3, {"min.insync.replicas": 2,
-                                                        **self._disk_budget_configs(6, 3)})
+        self.cluster.create_topic(SANDBOX_TOPIC, 6, 3, {**self._topic_configs(), **self._disk_budget_configs(6, 3)})
         self.cluster.run_for(500)
+        acks1 = self.template == "acks1-leader-crash"
+        producer_config = ProducerConfig(acks="1", enable_idempotence=False) if acks1 else ProducerConfig()
         self._add_producer("telemetry", SANDBOX_TOPIC, rate_per_s=50, keys="machines", machines=20,
-                           config=ProducerConfig())
+                           config=producer_config)
+        topic = self.cluster.topics[SANDBOX_TOPIC]
+        self.checker.context = CheckerContext(
+            acks=producer_config.acks if producer_config.acks != "-1" else "all",
+            enable_idempotence=producer_config.enable_idempotence, replication_factor=3,
+            min_insync_replicas=topic.min_insync_replicas, unclean_leader_election=topic.unclean_leader_election)
+        rate = 40 if self.template == "at-least-once" else 200
         for name in ("dashboard-1", "dashboard-2"):
-            self._add_consumer(name, "dashboard", SANDBOX_TOPIC, rate_per_s=200, commit="after",
+            self._add_consumer(name, "dashboard", SANDBOX_TOPIC, rate_per_s=rate, commit="after",
                                assignor="range")
 
     # ── time ─────────────────────────────────────────────────────────────────

@@ -89,3 +89,19 @@ def test_view_shows_group_cursors_per_partition():
     parts = [p for p in w.view()["partitions"] if p["committed"]]
     assert parts and all("dashboard" in p["committed"] for p in parts)
     assert any(p["positions"] for p in parts)
+
+
+def test_templates_set_up_their_scenario():
+    """Ensure each template starts from the sandbox with its scenario's settings (acks, unclean election, slow group)."""
+    from core_log.lab import TEMPLATES
+
+    assert set(TEMPLATES) == {"sandbox", "acks1-leader-crash", "unclean-election", "at-least-once"}
+    acks1 = LabWorld("acks1-leader-crash", seed=1)
+    assert acks1.producers["telemetry"].producer.config.acks == "1"
+    assert acks1.checker.context.acks == "1"
+    unclean = LabWorld("unclean-election", seed=1)
+    assert unclean.cluster.topics["machine.telemetry"].unclean_leader_election
+    slow = LabWorld("at-least-once", seed=1)
+    assert {c.rate_per_s for c in slow.consumers.values()} == {40}
+    with pytest.raises(LabCommandError, match="template must be one of"):
+        LabWorld("chaos", seed=1)

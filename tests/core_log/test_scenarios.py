@@ -17,7 +17,7 @@ import pytest
 from core_log.sim import SCENARIOS, run_scenario
 
 SEEDS = range(50)
-RUNNER_SEEDS = range(8)  # consumer-side scenarios run two clusters or longer workloads; the sweep covers more
+RUNNER_SEEDS = range(5)  # consumer-side scenarios run two clusters or longer workloads; the sweep covers more
 ROOT = Path(__file__).resolve().parents[2]
 
 
