@@ -221,6 +221,10 @@ class Cluster:
         self.clock.advance_to(to_ms)
         return ran
 
+    def next_event_ms(self) -> int | None:
+        """When the next queued event is due (None if nothing is queued): a "step" runs to it."""
+        return self._queue[0][0] if self._queue else None
+
     def run_for(self, duration_ms: int) -> int:
         return self.advance(self.now_ms() + duration_ms)
 

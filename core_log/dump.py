@@ -55,7 +55,7 @@ def _batch_line(batch: RecordBatch, position: int, crc_ok: bool) -> str:
 DECODERS = ("offsets", "transaction-log")
 
 
-def _decoded(decoder: str | None, rec: Record) -> str:
+def decoded_text(decoder: str | None, rec: Record) -> str:
     """Kafka's ``--offsets-decoder`` / ``--transaction-log-decoder``: the record in words."""
     if decoder is None:
         return ""
@@ -97,7 +97,7 @@ def _record_line(batch: RecordBatch, rec: Record, decoder: str | None = None) ->
         f"| offset: {rec.offset} CreateTime: {rec.timestamp_ms} "
         f"keySize: {-1 if rec.key is None else len(rec.key)} valueSize: {-1 if rec.value is None else len(rec.value)} "
         f"sequence: {sequence} headers: [{headers}] key: {_preview(rec.key)} payload: {_preview(rec.value)}"
-        + _decoded(decoder, rec)
+        + decoded_text(decoder, rec)
     )
 
 

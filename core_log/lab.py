@@ -171,7 +171,7 @@ class LabWorld:
     def now_ms(self) -> int:
         return self.cluster.now_ms()
 
-    def advance(self, to_ms: int, max_events: int | None = None) -> int:
+    def advance(self, to_ms: int) -> int:
         """Run events up to ``to_ms``; returns how many ran. Stops recording when the history is nearly full."""
         ran = self.cluster.advance(to_ms)
         if self.checking and len(self.cluster.history) > self.cluster.history.max_ops - HISTORY_HEADROOM_OPS:
@@ -345,8 +345,10 @@ class LabWorld:
         group = _name(args, "group")
         name = args.get("name") or f"{group}-{sum(1 for c in self.consumers.values() if c.consumer.config.group_id == group) + 1}"
         name = _name({"name": name}, "name")
-        while name in self.cluster.network.nodes:
-            name = f"{name}x"
+        base, n = name, 1
+        while name in self.cluster.network.nodes:  # a removed consumer's name stays taken on the network
+            n += 1
+            name = f"{base}.{n}"
         topic = args.get("topic", SANDBOX_TOPIC)
         if topic not in self.cluster.topics or str(topic).startswith("__"):
             raise LabCommandError(f"unknown topic {topic!r}")
@@ -452,7 +454,7 @@ class LabWorld:
         record at/after ``timestamp_ms``; with ``key``, only records with that key.
         Records of ``__consumer_offsets`` and ``__transaction_state`` are decoded.
         """
-        from core_log.dump import decoder_for, _decoded  # the dump tool's decoders, reused
+        from core_log.dump import decoded_text, decoder_for  # the dump tool's decoders, reused
         from core_log.errors import OffsetOutOfRangeError
 
         if not 1 <= broker <= len(self.cluster.brokers):
@@ -496,7 +498,7 @@ class LabWorld:
                             "value": None if rec.value is None else rec.value[:200].decode("utf-8", "backslashreplace"),
                             "headers": [[k, None if v is None else v.decode("utf-8", "backslashreplace")]
                                         for k, v in rec.headers],
-                            "decoded": _decoded(decoder, rec).removeprefix(" decoded: ") if decoder else None,
+                            "decoded": decoded_text(decoder, rec).removeprefix(" decoded: ") if decoder else None,
                             "color": key_color(rec.key),
                             "committed": rec.offset < replica.high_watermark,
                         })

@@ -319,9 +319,9 @@ class LabRuntime:
             running.paused = False
             running.last_wall = time.monotonic()
         else:  # step: run what happens at the next moment anything is due
-            queue_ = running.world.cluster._queue
-            if queue_:
-                running.world.advance(max(queue_[0][0], running.world.now_ms()))
+            due = running.world.cluster.next_event_ms()
+            if due is not None:
+                running.world.advance(max(due, running.world.now_ms()))
         Lab.objects.filter(pk=running.lab_id).update(speed=running.speed, paused=running.paused,
                                                       sim_time_ms=running.world.now_ms())
         running.last_frame = 0.0  # show the change at once
