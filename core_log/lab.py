@@ -59,6 +59,7 @@ TAIL_CELLS = 40  # offsets drawn per replica strip
 MAX_LAB_DISK_BYTES = 512 * 1024 * 1024  # all replicas of all topics of one lab
 LAB_SEGMENT_BYTES = 4 * 1024 * 1024  # small segments so retention can act within the budget
 EVENTS_IN_VIEW = 60
+HIDDEN_EVENT_KINDS = ("ProducerIdAssigned",)  # bookkeeping a learner does not need in the timeline
 HISTORY_HEADROOM_OPS = 50_000  # stop recording this many ops before the history's bound
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
@@ -582,8 +583,7 @@ class LabWorld:
             sparks[f"disk_bytes:broker {broker}"] = [v for _, v in self.metrics.series("disk_bytes", str(broker))][-60:]
         sparks[f"partition_skew:{SANDBOX_TOPIC}"] = [
             v for _, v in self.metrics.series("partition_skew", SANDBOX_TOPIC)][-60:]
-        events = [e.to_json() for e in list(c.events)[-EVENTS_IN_VIEW:]
-                  if e.kind not in ("ProducerIdAssigned",)]
+        events = [e.to_json() for e in list(c.events)[-EVENTS_IN_VIEW:] if e.kind not in HIDDEN_EVENT_KINDS]
         return {
             "time_ms": c.now_ms(), "seed": self.seed, "template": self.template,
             "brokers": brokers, "partitions": partitions,

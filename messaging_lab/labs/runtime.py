@@ -41,7 +41,7 @@ from typing import Any, Callable
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
-from core_log.lab import LabCommandError, LabWorld
+from core_log.lab import HIDDEN_EVENT_KINDS, LabCommandError, LabWorld
 from messaging_lab.labs.models import Lab, LabCommand
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ SLICE_BUDGET_S = 0.02
 IDLE_AFTER_S = 120.0
 MAX_CATCH_UP_MS = 2000  # a lab that fell behind does not try to run more than this at once
 CALL_TIMEOUT_S = 30.0
+EVENTS_PER_FRAME = 200  # a burst of more events in one frame sends the newest 200
 ADMIN_TIMEOUT_MS = 20_000  # simulated time an offset reset may take before it is reported as failed
 CHECKPOINT_INTERVAL_S = 1.0  # an awake lab nobody watches still saves its simulated time this often
 
@@ -202,7 +203,12 @@ class LabRuntime:
                 running.sent[name] = text
         new = max(0, total - running.events_sent)
         running.events_sent = total
-        fresh = events if full else events[-new:] if new else []
+        if full:
+            fresh = events
+        else:  # exactly the events emitted since the last frame (the view's list is trimmed and filtered)
+            log = running.world.cluster.events
+            fresh = [e.to_json() for e in list(log)[len(log) - min(new, len(log), EVENTS_PER_FRAME):]
+                     if e.kind not in HIDDEN_EVENT_KINDS] if new else []
         if not full and not sections and not fresh and not running.notices:
             return None
         frame = {"type": "snapshot" if full else "delta", "lab": running.lab_id, "sections": sections,
