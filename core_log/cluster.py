@@ -278,6 +278,44 @@ class Cluster:
                          topic=name, partitions=partitions, replication_factor=replication_factor)
         return topic
 
+    def add_partitions(self, name: str, total: int) -> Topic:
+        """Grow a topic to ``total`` partitions (Kafka's CreatePartitions); partitions never shrink."""
+        topic = self.topics.get(name)
+        if topic is None or name.startswith("__"):
+            raise ClusterError(f"no topic {name!r}")
+        if not isinstance(total, int) or isinstance(total, bool) or not topic.partitions < total <= MAX_PARTITIONS:
+            raise ClusterError(f"{name} has {topic.partitions} partitions; the new count must be more, up to "
+                               f"{MAX_PARTITIONS} (partitions can be added, never removed)")
+        added = total - topic.partitions
+        self.controller.create_partitions(name, added, topic.replication_factor, topic.unclean_leader_election,
+                                          start=topic.partitions)
+        topic.partitions = total
+        self.events.emit(self.now_ms(), "PartitionsAdded",
+                         f"Topic {name} now has {total} partitions ({added} new). Keys hash over the new count, "
+                         f"so some keys now go to a different partition: per-key order holds only from here on.",
+                         topic=name, partitions=total)
+        return topic
+
+    def alter_topic_config(self, name: str, changes: dict[str, Any]) -> Topic:
+        """Change topic configs in place (Kafka's IncrementalAlterConfigs); every replica uses them at once."""
+        topic = self.topics.get(name)
+        if topic is None or name.startswith("__"):
+            raise ClusterError(f"no topic {name!r}")
+        merged = {**topic.configs, **changes}
+        min_isr, unclean, log_config = _parse_topic_configs(merged, topic.replication_factor)
+        topic.configs, topic.min_insync_replicas, topic.unclean_leader_election = merged, min_isr, unclean
+        topic.log_config = log_config
+        self.controller.unclean_election[name] = unclean
+        for broker in self.brokers.values():
+            for tp, replica in broker.replicas.items():
+                if tp.topic == name:
+                    replica.log.config = log_config
+        told = ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
+        self.events.emit(self.now_ms(), "TopicConfigChanged",
+                         f"Topic {name}: {told}. Brokers apply it at once (retention at their next check).",
+                         topic=name, changes=dict(changes))
+        return topic
+
     def ensure_offsets_topic(self) -> Topic:
         """Create ``__consumer_offsets`` if it does not exist yet (Kafka does so on first use)."""
         existing = self.topics.get(OFFSETS_TOPIC)

@@ -137,6 +137,7 @@ class ConsumerConfig:
     auto_commit_interval_ms: int = 5000
     partition_assignment_strategy: tuple[str, ...] = ("range", "cooperative-sticky")
     isolation_level: str = "read_uncommitted"
+    metadata_max_age_ms: int = 300_000
 
     def __post_init__(self) -> None:
         if self.isolation_level not in ("read_uncommitted", "read_committed"):
@@ -148,7 +149,8 @@ class ConsumerConfig:
                                 ("request_timeout_ms", 1, 3_600_000), ("retry_backoff_ms", 0, 60_000),
                                 ("poll_interval_ms", 1, 60_000), ("session_timeout_ms", 1, 3_600_000),
                                 ("heartbeat_interval_ms", 1, 3_600_000), ("max_poll_interval_ms", 1, 86_400_000),
-                                ("max_poll_records", 1, 100_000), ("auto_commit_interval_ms", 1, 86_400_000)):
+                                ("max_poll_records", 1, 100_000), ("auto_commit_interval_ms", 1, 86_400_000),
+                                ("metadata_max_age_ms", 1, 86_400_000)):
             require_int(name, getattr(self, name), low, high)
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ConfigError("heartbeat_interval_ms must be lower than session_timeout_ms (Kafka: at most a third)")
@@ -249,6 +251,7 @@ class Consumer:
         self.committed: dict[TopicPartition, int] = {}
         self.metadata: dict[TopicPartition, PartitionMetadata] = {}
         self.partition_counts: dict[str, int] = {}
+        self._metadata_at_ms = -1
         self.high_watermarks: dict[TopicPartition, int] = {}
         self.log_end_offsets: dict[TopicPartition, int] = {}
         self._buffers: dict[TopicPartition, list[Record]] = {}
@@ -531,6 +534,8 @@ class Consumer:
 
     # ── the loop ─────────────────────────────────────────────────────────────
     def _tick(self) -> None:
+        if 0 <= self._metadata_at_ms <= self.cluster.now_ms() - self.config.metadata_max_age_ms:
+            self._refresh_metadata()  # metadata.max.age.ms
         if self.group is not None and self.group.topics:
             self._group_step()
             self._check_poll_interval()
@@ -574,6 +579,16 @@ class Consumer:
         elif isinstance(msg, MetadataResponse):
             self._metadata_pending = False
             self.metadata = dict(msg.partitions)
+            self._metadata_at_ms = self.cluster.now_ms()
+            g = self.group
+            if g is not None and g.topics and g.phase == "stable" and any(
+                    t in self.partition_counts and msg.num_partitions.get(t) != self.partition_counts[t]
+                    for t in g.topics):
+                g.rejoin_needed = True  # a subscribed topic gained partitions: the group must reassign
+                self.cluster.events.emit(self.cluster.now_ms(), "PartitionCountChanged",
+                                         f"{self.node_id} sees a new partition count for "
+                                         f"{', '.join(g.topics)}; it rejoins so the group can assign them.",
+                                         client=self.node_id)
             self.partition_counts = dict(msg.num_partitions)
         else:
             correlation = getattr(msg, "correlation_id", None)

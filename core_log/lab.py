@@ -26,6 +26,7 @@ new operations and says so (:attr:`LabWorld.checking`), rather than failing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 from core_log.admin import AdminClient, AdminError, ResetSpec
@@ -58,6 +59,7 @@ MAX_TOTAL_RATE_PER_S = 50_000
 TAIL_CELLS = 40  # offsets drawn per replica strip
 MAX_LAB_DISK_BYTES = 512 * 1024 * 1024  # all replicas of all topics of one lab
 LAB_SEGMENT_BYTES = 4 * 1024 * 1024  # small segments so retention can act within the budget
+LAB_METADATA_MAX_AGE_MS = 5000  # Kafka's default is 5 min; a lab wants new partitions seen within seconds
 EVENTS_IN_VIEW = 60
 HIDDEN_EVENT_KINDS = ("ProducerIdAssigned",)  # bookkeeping a learner does not need in the timeline
 HISTORY_HEADROOM_OPS = 50_000  # stop recording this many ops before the history's bound
@@ -271,6 +273,7 @@ class LabWorld:
         version = self._producer_versions.get(name, 0) + 1
         self._producer_versions[name] = version
         client_id = name if version == 1 else f"{name}.v{version}"
+        config = replace(config, metadata_max_age_ms=LAB_METADATA_MAX_AGE_MS)
         producer = TelemetryProducer(self.cluster, client_id, topic, rate_per_s=rate_per_s, keys=keys,
                                      machines=machines, config=config)
         producer.producer.record_history = self.checking
@@ -292,7 +295,8 @@ class LabWorld:
         linger = _int(args, "linger_ms", 0, 10_000, old.producer.config.linger_ms)
         if idempotence and acks != "all":
             raise LabCommandError("enable.idempotence needs acks=all (Kafka refuses the combination)")
-        config = ProducerConfig(acks=acks, enable_idempotence=idempotence, linger_ms=linger)
+        config = ProducerConfig(acks=acks, enable_idempotence=idempotence, linger_ms=linger,
+                                metadata_max_age_ms=LAB_METADATA_MAX_AGE_MS)
         if config == old.producer.config:
             old.set_rate(rate)
             old.keys, old.machines = keys, machines
@@ -333,7 +337,7 @@ class LabWorld:
                       assignor: str) -> LabConsumer:
         sink = self.sinks.setdefault(group, Sink(f"{group}-sink", idempotent=False))
         config = ConsumerConfig(auto_offset_reset="earliest", session_timeout_ms=10_000,
-                                partition_assignment_strategy=(assignor,))
+                                partition_assignment_strategy=(assignor,), metadata_max_age_ms=LAB_METADATA_MAX_AGE_MS)
         consumer = LabConsumer(self.cluster, name, topic, group, rate_per_s=rate_per_s, commit=commit,
                                sink=sink, config=config)
         consumer.consumer.record_history = self.checking
@@ -398,6 +402,60 @@ class LabWorld:
         topic = args.get("topic", SANDBOX_TOPIC)
         future = self.admin.reset_offsets(group, str(topic), ResetSpec(kind, value), dry_run=dry_run)
         return {"pending": future}
+
+    def _user_topic(self, args: dict[str, Any]) -> str:
+        topic = args.get("topic", SANDBOX_TOPIC)
+        if not isinstance(topic, str) or topic not in self.cluster.topics or topic.startswith("__"):
+            raise LabCommandError(f"unknown topic {topic!r}")
+        return topic
+
+    def _budget_used(self) -> int:
+        return sum(t.partitions * t.replication_factor * (t.log_config.retention_bytes + t.log_config.segment_bytes)
+                   for t in self.cluster.topics.values() if not t.name.startswith("__"))
+
+    def _add_partitions(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = self._user_topic(args)
+        topic = self.cluster.topics[name]
+        total = _int(args, "partitions", 1, 64)
+        if total <= topic.partitions:
+            raise LabCommandError(f"{name} has {topic.partitions} partitions; partitions can be added, never removed")
+        extra = (total - topic.partitions) * topic.replication_factor * (
+            topic.log_config.retention_bytes + topic.log_config.segment_bytes)
+        if self._budget_used() + extra > MAX_LAB_DISK_BYTES:
+            raise LabCommandError(f"{total} partitions of {name} would not fit the lab's "
+                                  f"{MAX_LAB_DISK_BYTES // 2**20} MiB disk budget at its retention.bytes; "
+                                  f"lower retention.bytes first")
+        self.cluster.add_partitions(name, total)
+        return {"topic": name, "partitions": total}
+
+    def _alter_topic(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = self._user_topic(args)
+        topic = self.cluster.topics[name]
+        changes: dict[str, Any] = {}
+        if args.get("min_insync_replicas") not in (None, ""):
+            changes["min.insync.replicas"] = _int(args, "min_insync_replicas", 1, topic.replication_factor)
+        if args.get("retention_ms") not in (None, ""):
+            changes["retention.ms"] = _int(args, "retention_ms", 1000, 7 * 24 * 3600 * 1000)
+        if args.get("retention_bytes") not in (None, ""):
+            changes["retention.bytes"] = _int(args, "retention_bytes", LAB_SEGMENT_BYTES, MAX_LAB_DISK_BYTES)
+            grow = (changes["retention.bytes"] - topic.log_config.retention_bytes) * topic.partitions \
+                * topic.replication_factor
+            if self._budget_used() + grow > MAX_LAB_DISK_BYTES:
+                raise LabCommandError(f"retention.bytes={changes['retention.bytes']} would not fit the lab's "
+                                      f"{MAX_LAB_DISK_BYTES // 2**20} MiB disk budget")
+        if args.get("unclean_leader_election") not in (None, ""):
+            changes["unclean.leader.election.enable"] = _bool(args, "unclean_leader_election", False)
+        if not changes:
+            raise LabCommandError("say which config to change: min.insync.replicas, retention.ms, "
+                                  "retention.bytes or unclean.leader.election.enable")
+        self.cluster.alter_topic_config(name, changes)
+        if name == SANDBOX_TOPIC:
+            self.checker.context = CheckerContext(
+                acks=self.checker.context.acks if self.checker.context else "all",
+                enable_idempotence=self.checker.context.enable_idempotence if self.checker.context else True,
+                replication_factor=topic.replication_factor, min_insync_replicas=topic.min_insync_replicas,
+                unclean_leader_election=topic.unclean_leader_election)
+        return {"topic": name, "changed": sorted(changes)}
 
     def _stop_group(self, args: dict[str, Any]) -> dict[str, Any]:
         """Close every consumer of a group (clean leave): the group becomes Empty and can be reset."""
@@ -618,5 +676,7 @@ _COMMANDS: dict[str, Callable[[LabWorld, dict[str, Any]], dict[str, Any]]] = {
     "reset_offsets": LabWorld._reset_offsets,
     "create_topic": LabWorld._create_topic,
     "stop_group": LabWorld._stop_group,
+    "add_partitions": LabWorld._add_partitions,
+    "alter_topic": LabWorld._alter_topic,
 }
 COMMAND_KINDS = tuple(sorted(_COMMANDS))

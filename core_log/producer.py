@@ -223,6 +223,8 @@ class Producer:
                 raise ValueError(f"{name} must be bytes of at most {MAX_VALUE_BYTES} bytes")
         if self.stats["pending"] >= MAX_PENDING_SENDS:
             raise ValueError(f"more than {MAX_PENDING_SENDS} records are waiting; slow down")
+        if 0 <= self._metadata_fetched_ms <= self.cluster.now_ms() - self.config.metadata_max_age_ms:
+            self._refresh_metadata()  # metadata.max.age.ms: learn of new partitions and moved leaders
         future = SendFuture(value)
         self.stats["sent"] += 1
         self.stats["pending"] += 1

@@ -105,3 +105,40 @@ def test_templates_set_up_their_scenario():
     assert {c.rate_per_s for c in slow.consumers.values()} == {40}
     with pytest.raises(LabCommandError, match="template must be one of"):
         LabWorld("chaos", seed=1)
+
+
+def test_add_partitions_spreads_keys_and_the_group_takes_them():
+    """Ensure adding partitions gives them replicas, producers write to them and the group assigns them."""
+    w = LabWorld("sandbox", seed=6)
+    w.advance(8000)
+    w.apply({"kind": "add_partitions", "topic": "machine.telemetry", "partitions": "8"})
+    w.advance(30_000)
+    view = w.view()
+    assert len(view["partitions"]) == 8
+    new = [p for p in view["partitions"] if p["partition"] >= 6]
+    assert all(p["leader"] > 0 and len(p["isr"]) == 3 for p in new)
+    assert any(p["replica"][str(p["leader"])]["high_watermark"] > 0 for p in new)  # keys hash over 8 now
+    owned = {t for m in view["groups"][0]["members"] for t in m["assignment"]}
+    assert {"machine.telemetry-6", "machine.telemetry-7"} <= owned
+    assert any(e["kind"] == "PartitionsAdded" for e in view["events"]) or w.cluster.events.of_kind("PartitionsAdded")
+    with pytest.raises(LabCommandError, match="never removed"):
+        w.apply({"kind": "add_partitions", "topic": "machine.telemetry", "partitions": "8"})
+
+
+def test_alter_topic_min_isr_and_unclean_election_take_effect():
+    """Ensure raising min.insync.replicas above the ISR makes acks=all sends fail, and unclean election can be switched on."""
+    w = LabWorld("sandbox", seed=7)
+    w.advance(6000)
+    w.apply({"kind": "crash_broker", "broker": "3"})
+    w.advance(20_000)  # broker 3 fenced: ISRs are {1,2} or {2,1}
+    w.apply({"kind": "alter_topic", "topic": "machine.telemetry", "min_insync_replicas": "3"})
+    failed_before = w.producers["telemetry"].producer.stats["retries"]
+    w.advance(26_000)
+    assert w.producers["telemetry"].producer.stats["retries"] > failed_before  # NOT_ENOUGH_REPLICAS
+    assert w.producers["telemetry"].producer.last_error == "NOT_ENOUGH_REPLICAS"
+    w.apply({"kind": "alter_topic", "topic": "machine.telemetry", "min_insync_replicas": "2",
+             "unclean_leader_election": "true"})
+    assert w.cluster.topics["machine.telemetry"].unclean_leader_election
+    assert w.cluster.controller.unclean_election["machine.telemetry"] is True
+    with pytest.raises(LabCommandError, match="say which config"):
+        w.apply({"kind": "alter_topic", "topic": "machine.telemetry"})

@@ -162,3 +162,20 @@ def test_log_explorer_reads_a_replica_and_decodes_internal_topics(client):
     assert "group dashboard committed offset" in offsets
     bad = client.get(f"/labs/{lab.pk}/explore", {"broker": "7", "topic": "machine.telemetry", "partition": "0"})
     assert bad.status_code == 400 and b"broker must be 1 to 3" in bad.content
+
+
+def test_add_partitions_and_alter_configs_from_the_forms(client):
+    """Ensure the topic forms add partitions and change configs, and refuse what cannot be done."""
+    lab = _create(client)
+    grown = client.post(f"/labs/{lab.pk}/command", {"kind": "add_partitions", "topic": "machine.telemetry",
+                                                     "partitions": "8"})
+    assert grown.status_code == 200, grown.content
+    assert len(client.get(f"/labs/{lab.pk}/state.json").json()["partitions"]) == 8
+    shrink = client.post(f"/labs/{lab.pk}/command", {"kind": "add_partitions", "topic": "machine.telemetry",
+                                                      "partitions": "4"})
+    assert shrink.status_code == 400 and b"never removed" in shrink.content
+    changed = client.post(f"/labs/{lab.pk}/command", {"kind": "alter_topic", "topic": "machine.telemetry",
+                                                       "retention_ms": "60000", "unclean_leader_election": ""})
+    assert changed.status_code == 200
+    topic = client.get(f"/labs/{lab.pk}/state.json").json()["topics"][0]
+    assert topic["configs"]["retention.ms"] == 60000
