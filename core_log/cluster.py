@@ -176,7 +176,7 @@ class Cluster:
                 disk = SimStorage(random.Random(self.rng.getrandbits(64)))
                 path = f"/broker-{broker_id}"
             else:
-                disk = FileStorage()
+                disk = FileStorage(random.Random(self.rng.getrandbits(64)))
                 path = os.path.join(str(data_dir), f"broker-{broker_id}")
             broker = Broker(self, broker_id, disk, path)
             self.brokers[broker_id] = broker

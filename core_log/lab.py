@@ -228,8 +228,8 @@ class LabWorld:
 
     def _crash_broker(self, args: dict[str, Any]) -> dict[str, Any]:
         broker = self._broker(args)
-        mode = _choice(args, "mode", ("kill", "power_loss"), "kill")
-        self.cluster.crash_broker(broker, mode)  # real files cannot lose power: the cluster says so plainly
+        mode = _choice(args, "mode", ("kill", "power_loss", "power_loss_torn"), "kill")
+        self.cluster.crash_broker(broker, mode)  # on the lab's real files a power loss cuts back to the last fsync
         return {"broker": broker, "mode": mode}
 
     def _restart_broker(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -95,16 +95,21 @@ class Storage(Protocol):
 
 
 class _RealFile:
-    __slots__ = ("path", "_fd", "_size")
+    __slots__ = ("path", "_fd", "_size", "_durable")
 
-    def __init__(self, path: str, read_only: bool = False) -> None:
+    def __init__(self, path: str, read_only: bool = False, durable: dict[str, int] | None = None) -> None:
         self.path = path
         flags = os.O_RDONLY if read_only else os.O_RDWR | os.O_CREAT
+        existed = os.path.exists(path)
         try:
             self._fd: int | None = os.open(path, flags, 0o644)
         except OSError as exc:
             raise StorageError(f"cannot open {path}: {exc.strerror}") from None
         self._size = os.fstat(self._fd).st_size
+        # What a power loss would keep (FileStorage.crash): bytes on disk when opened, or after the last fsync.
+        self._durable = durable
+        if durable is not None and (path not in durable or not existed):
+            durable[path] = self._size if existed else 0
 
     def _checked_fd(self) -> int:
         if self._fd is None:
@@ -130,9 +135,13 @@ class _RealFile:
     def truncate(self, size: int) -> None:
         os.ftruncate(self._checked_fd(), size)
         self._size = min(self._size, size)
+        if self._durable is not None and self.path in self._durable:
+            self._durable[self.path] = min(self._durable[self.path], size)
 
     def sync(self) -> None:
         os.fsync(self._checked_fd())
+        if self._durable is not None:
+            self._durable[self.path] = self._size
 
     def close(self) -> None:
         if self._fd is not None:
@@ -146,10 +155,37 @@ class FileStorage:
     Paths are used as given. ``sync`` is a real ``fsync``; whether a crash of
     *this* process loses data is up to the OS (a killed process loses nothing
     that reached ``write``).
+
+    A power loss cannot be staged on a real disk, so :meth:`crash` emulates one
+    on the files: it remembers, per file, how many bytes were on disk when it
+    was opened or last fsynced, and cuts every file back to that (``"drop"``),
+    or to that plus a random part of what was written since (``"tear"``) —
+    exactly what the page cache would have lost. Files replaced atomically
+    (``write_file_atomic``) are fsynced and keep everything.
     """
 
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._rng = rng or random.Random(0)
+        self._durable: dict[str, int] = {}
+
     def open(self, path: str) -> StorageFile:
-        return _RealFile(path)
+        return _RealFile(path, durable=self._durable)
+
+    def crash(self, mode: CrashMode) -> None:
+        """Emulate a power loss on every file this storage opened (see the class docstring)."""
+        if mode not in CRASH_MODES:
+            raise ValueError(f"crash mode must be one of {CRASH_MODES}, got {mode!r}")
+        for path in sorted(self._durable):  # sorted: the rng draws replay in the same order
+            keep = self._durable[path]
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                continue
+            if mode == "tear" and size > keep:
+                keep += self._rng.randrange(size - keep + 1)
+            if mode != "keep" and size > keep:
+                os.truncate(path, keep)
+        self._durable.clear()
 
     def open_read_only(self, path: str) -> StorageFile:
         """Open an existing file for reading only (for tools such as dump-log)."""
