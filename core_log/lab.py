@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from core_log.admin import AdminClient, AdminError, ResetSpec
 from core_log.checker import DEFINITIONS, Checker, CheckerContext
-from core_log.cluster import Cluster, ClusterError
+from core_log.cluster import MAX_BROKERS, Cluster, ClusterError
 from core_log.consumer import ConsumerConfig
 from core_log.errors import ConfigError
 from core_log.messages import TopicPartition
@@ -113,14 +113,19 @@ def key_color(key: bytes | None) -> int:
 class LabWorld:
     """A lab's engine state; apply commands, advance time, read the view."""
 
-    def __init__(self, template: str = "sandbox", seed: int = 0, *, data_dir: str | None = None) -> None:
+    def __init__(self, template: str = "sandbox", seed: int = 0, *, data_dir: str | None = None,
+                 brokers: int = 3) -> None:
         if template not in TEMPLATES:
             raise LabCommandError(f"template must be one of {', '.join(TEMPLATES)}, got {template!r}")
+        if not isinstance(brokers, int) or isinstance(brokers, bool) or not 1 <= brokers <= MAX_BROKERS:
+            raise LabCommandError(f"a lab has 1 to {MAX_BROKERS} brokers, got {brokers!r}")
         self.template = template
         self.seed = seed
         storage = "file" if data_dir else "sim"
-        self.cluster = Cluster(brokers=3, seed=seed, storage=storage, data_dir=data_dir)
-        self.checker = Checker(CheckerContext(replication_factor=3, min_insync_replicas=2))
+        self.cluster = Cluster(brokers=brokers, seed=seed, storage=storage, data_dir=data_dir)
+        self.replication_factor = min(3, brokers)
+        self.checker = Checker(CheckerContext(replication_factor=self.replication_factor,
+                                              min_insync_replicas=min(2, self.replication_factor)))
         self.cluster.attach_checker(self.checker)
         self.metrics = Metrics(self.cluster)
         self.admin = AdminClient(self.cluster, "lab-admin")
@@ -135,7 +140,7 @@ class LabWorld:
     def _topic_configs(self) -> dict[str, Any]:
         if self.template == "unclean-election":
             return {"min.insync.replicas": 1, "unclean.leader.election.enable": True}
-        return {"min.insync.replicas": 2}
+        return {"min.insync.replicas": min(2, self.replication_factor)}
     def _disk_budget_configs(self, partitions: int, replication_factor: int) -> dict[str, int]:
         """retention.bytes (per partition, as in Kafka) that keeps a new topic inside the lab's disk budget.
 
@@ -154,7 +159,8 @@ class LabWorld:
         return {"retention.bytes": per_partition, "segment.bytes": LAB_SEGMENT_BYTES}
 
     def _setup_sandbox(self) -> None:
-        self.cluster.create_topic(SANDBOX_TOPIC, 6, 3, {**self._topic_configs(), **self._disk_budget_configs(6, 3)})
+        rf = self.replication_factor
+        self.cluster.create_topic(SANDBOX_TOPIC, 6, rf, {**self._topic_configs(), **self._disk_budget_configs(6, rf)})
         self.cluster.run_for(500)
         acks1 = self.template == "acks1-leader-crash"
         producer_config = ProducerConfig(acks="1", enable_idempotence=False) if acks1 else ProducerConfig()
@@ -163,7 +169,7 @@ class LabWorld:
         topic = self.cluster.topics[SANDBOX_TOPIC]
         self.checker.context = CheckerContext(
             acks=producer_config.acks if producer_config.acks != "-1" else "all",
-            enable_idempotence=producer_config.enable_idempotence, replication_factor=3,
+            enable_idempotence=producer_config.enable_idempotence, replication_factor=rf,
             min_insync_replicas=topic.min_insync_replicas, unclean_leader_election=topic.unclean_leader_election)
         rate = 40 if self.template == "at-least-once" else 200
         for name in ("dashboard-1", "dashboard-2"):
@@ -191,13 +197,13 @@ class LabWorld:
 
     @classmethod
     def replay(cls, template: str, seed: int, commands: list[tuple[int, dict[str, Any]]], until_ms: int,
-               data_dir: str | None = None) -> "LabWorld":
+               data_dir: str | None = None, brokers: int = 3) -> "LabWorld":
         """Rebuild a lab: same template and seed, each command at its simulated time, then run to ``until_ms``.
 
         ``data_dir`` must be empty or missing (the caller clears it): the replay writes
         every segment file again, byte for byte, because the run is deterministic.
         """
-        world = cls(template, seed, data_dir=data_dir)
+        world = cls(template, seed, data_dir=data_dir, brokers=brokers)
         for at_ms, command in commands:
             if at_ms > world.now_ms():
                 world.advance(at_ms)
@@ -305,8 +311,11 @@ class LabWorld:
             return {"producer": name, "replaced": False}
         old.stop()
         self._add_producer(name, old.topic, rate_per_s=rate, keys=keys, machines=machines, config=config)
-        self.checker.context = CheckerContext(acks=acks, enable_idempotence=idempotence, replication_factor=3,
-                                              min_insync_replicas=2)
+        topic = self.cluster.topics[old.topic]
+        self.checker.context = CheckerContext(acks=acks, enable_idempotence=idempotence,
+                                              replication_factor=topic.replication_factor,
+                                              min_insync_replicas=topic.min_insync_replicas,
+                                              unclean_leader_election=topic.unclean_leader_election)
         self.cluster.events.emit(self.now_ms(), "ProducerConfigured",
                                  f"Producer {name} restarts with acks={acks}, enable.idempotence="
                                  f"{str(idempotence).lower()}, linger.ms={linger}, {rate} records/s, keys={keys}.",

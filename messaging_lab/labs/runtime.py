@@ -250,7 +250,8 @@ class LabRuntime:
         if data_dir.exists():
             shutil.rmtree(data_dir)
         commands = [(c.sim_time_ms, {"kind": c.kind, **c.args}) for c in lab.commands.all()]
-        world = LabWorld.replay(lab.template, lab.seed, commands, lab.sim_time_ms, data_dir=str(data_dir))
+        world = LabWorld.replay(lab.template, lab.seed, commands, lab.sim_time_ms, data_dir=str(data_dir),
+                                brokers=lab.brokers)
         last = lab.commands.order_by("-seq").first()
         running = RunningLab(lab_id, world, lab.speed, lab.paused, next_seq=last.seq + 1 if last else 1)
         running.events_sent = world.cluster.events.dropped + len(world.cluster.events)
@@ -261,7 +262,7 @@ class LabRuntime:
         data_dir = self._data_dir(lab.pk)
         if data_dir.exists():
             shutil.rmtree(data_dir)
-        world = LabWorld(lab.template, lab.seed, data_dir=str(data_dir))
+        world = LabWorld(lab.template, lab.seed, data_dir=str(data_dir), brokers=lab.brokers)
         running = RunningLab(lab.pk, world, lab.speed, lab.paused)
         self._labs[lab.pk] = running
         Lab.objects.filter(pk=lab.pk).update(sim_time_ms=world.now_ms())

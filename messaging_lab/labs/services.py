@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
+from core_log.cluster import MAX_BROKERS
 from core_log.lab import TEMPLATES, LabCommandError
 from messaging_lab.labs.models import MAX_LABS_PER_VISITOR, Lab
 from messaging_lab.labs.runtime import runtime
@@ -31,9 +32,15 @@ def my_labs(request: HttpRequest) -> list[Lab]:
     return list(Lab.objects.filter(owner_session=visitor_key(request)))
 
 
-def create_lab(request: HttpRequest, template: str, name: str) -> Lab:
+def create_lab(request: HttpRequest, template: str, name: str, brokers: str | int = 3) -> Lab:
     if template not in TEMPLATES:
         raise LabError(f"choose a template: {', '.join(TEMPLATES)}")
+    try:
+        broker_count = int(brokers)
+    except (TypeError, ValueError):
+        broker_count = 0
+    if not 1 <= broker_count <= MAX_BROKERS:
+        raise LabError(f"a lab has 1 to {MAX_BROKERS} brokers")
     name = (name or "").strip() or "My sandbox"
     if len(name) > MAX_NAME_CHARS:
         raise LabError(f"a lab name has at most {MAX_NAME_CHARS} characters")
@@ -41,7 +48,7 @@ def create_lab(request: HttpRequest, template: str, name: str) -> Lab:
     with transaction.atomic():
         if Lab.objects.filter(owner_session=owner).count() >= MAX_LABS_PER_VISITOR:
             raise LabError(f"you have {MAX_LABS_PER_VISITOR} labs already (the limit); delete one first")
-        lab = Lab.objects.create(owner_session=owner, name=name, template=template,
+        lab = Lab.objects.create(owner_session=owner, name=name, template=template, brokers=broker_count,
                                  seed=secrets.randbits(48))
     runtime.call(lambda: runtime.create(lab))
     return lab

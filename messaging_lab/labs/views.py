@@ -22,7 +22,8 @@ def lab_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def lab_create(request: HttpRequest) -> HttpResponse:
     try:
-        lab = services.create_lab(request, request.POST.get("template", "sandbox"), request.POST.get("name", ""))
+        lab = services.create_lab(request, request.POST.get("template", "sandbox"), request.POST.get("name", ""),
+                                  request.POST.get("brokers", "3"))
     except services.LabError as exc:
         return render(request, "labs/list.html", {"labs": services.my_labs(request), "templates": TEMPLATES,
                                                   "error": str(exc)}, status=400)
@@ -41,7 +42,8 @@ def lab_detail(request: HttpRequest, lab_id: str) -> HttpResponse:
     lab = _lab_or_404(request, lab_id)
     share_url = request.build_absolute_uri(f"/labs/watch/{lab.share_token}/")
     return render(request, "labs/lab.html", {"lab": lab, "read_only": False, "ws_path": f"/ws/labs/{lab.pk}/",
-                                             "share_url": share_url, "speeds": SPEEDS, "brokers": range(1, 4)})
+                                             "share_url": share_url, "speeds": SPEEDS, "brokers": range(1, lab.brokers + 1),
+                                             "default_rf": min(3, lab.brokers)})
 
 
 @require_GET
@@ -51,7 +53,7 @@ def lab_watch(request: HttpRequest, share_token: str) -> HttpResponse:
     except services.LabError as exc:
         raise Http404(str(exc)) from None
     return render(request, "labs/lab.html", {"lab": lab, "read_only": True, "ws_path": f"/ws/watch/{share_token}/",
-                                             "speeds": SPEEDS, "brokers": range(1, 4)})
+                                             "speeds": SPEEDS, "brokers": range(1, lab.brokers + 1)})
 
 
 @require_POST

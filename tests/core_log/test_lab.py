@@ -156,3 +156,16 @@ def test_power_loss_in_a_file_backed_lab(tmp_path):
     assert all(b["alive"] for b in view["brokers"])
     assert any(e.kind == "LogRecovered" for e in w.cluster.events)
     assert view["guarantees"]["valid"], view["guarantees"]["anomalies"]
+
+
+@pytest.mark.parametrize("brokers,rf,min_isr", [(1, 1, 1), (5, 3, 2), (9, 3, 2)])
+def test_labs_choose_their_broker_count(brokers, rf, min_isr):
+    """Ensure a lab can have 1 to 9 brokers; the sandbox topic's RF is min(3, brokers) and min ISR min(2, RF)."""
+    w = LabWorld("sandbox", seed=2, brokers=brokers)
+    w.advance(6000)
+    topic = w.cluster.topics["machine.telemetry"]
+    assert len(w.view()["brokers"]) == brokers
+    assert (topic.replication_factor, topic.min_insync_replicas) == (rf, min_isr)
+    assert w.view()["guarantees"]["acked"] > 0
+    with pytest.raises(LabCommandError, match="1 to 9 brokers"):
+        LabWorld("sandbox", seed=2, brokers=10)

@@ -179,3 +179,14 @@ def test_add_partitions_and_alter_configs_from_the_forms(client):
     assert changed.status_code == 200
     topic = client.get(f"/labs/{lab.pk}/state.json").json()["topics"][0]
     assert topic["configs"]["retention.ms"] == 60000
+
+
+def test_create_lab_with_five_brokers(client):
+    """Ensure the create form's broker count reaches the engine, and an out-of-range count is refused."""
+    response = client.post("/labs/new", {"template": "sandbox", "name": "five", "brokers": "5"})
+    lab = Lab.objects.get(pk=response["Location"].strip("/").split("/")[-1])
+    assert lab.brokers == 5
+    assert len(client.get(f"/labs/{lab.pk}/state.json").json()["brokers"]) == 5
+    assert b'<option value="5">5</option>' in client.get(f"/labs/{lab.pk}/").content
+    bad = client.post("/labs/new", {"template": "sandbox", "name": "x", "brokers": "12"})
+    assert bad.status_code == 400 and b"1 to 9 brokers" in bad.content
