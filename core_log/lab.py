@@ -38,7 +38,7 @@ from core_log.messages import TopicPartition
 from core_log.metrics import Metrics
 from core_log.partitioner import murmur2, partition_for_key
 from core_log.producer import ProducerConfig
-from core_log.workloads import KEY_MODES, LabConsumer, Sink, TelemetryProducer
+from core_log.workloads import KEY_MODES, LabConsumer, Sink, TelemetryProducer, TransactionalTelemetry
 
 #: Template name → what the learner gets (the lab list shows it).
 TEMPLATES: dict[str, str] = {
@@ -287,9 +287,35 @@ class LabWorld:
         producer.start()
         return producer
 
+    def _add_txn_producer(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Add a producer that writes in transactions (and aborts every Nth, to see what read_committed skips)."""
+        if len(self.producers) >= MAX_PRODUCERS:
+            raise LabCommandError(f"a lab has at most {MAX_PRODUCERS} producers")
+        name = _name(args, "name") if args.get("name") else f"orders-{len(self.producers) + 1}"
+        if name in self.producers or name in self.cluster.network.nodes:
+            raise LabCommandError(f"a producer named {name!r} exists already")
+        topic = self._user_topic(args)
+        rate = _int(args, "rate_per_s", 1, MAX_TOTAL_RATE_PER_S, 20)
+        if rate + self._total_rate() > MAX_TOTAL_RATE_PER_S:
+            raise LabCommandError(f"the lab's producers may send at most {MAX_TOTAL_RATE_PER_S} records/s in all")
+        per_txn = _int(args, "records_per_txn", 1, 10_000, 10)
+        abort_every = _int(args, "abort_every", 0, 1000, 0)
+        producer = TransactionalTelemetry(self.cluster, name, topic, rate_per_s=rate, records_per_txn=per_txn,
+                                          abort_every=abort_every)
+        producer.producer.record_history = self.checking
+        self.producers[name] = producer  # type: ignore[assignment]
+        producer.start()
+        self.cluster.events.emit(self.now_ms(), "ProducerAdded",
+                                 f"Transactional producer {name} sends {rate} records/s to {topic} in transactions "
+                                 f"of {per_txn}" + (f", aborting every {abort_every}th" if abort_every else "")
+                                 + ": read_committed consumers see them only once committed.", producer=name)
+        return {"producer": name}
+
     def _configure_producer(self, args: dict[str, Any]) -> dict[str, Any]:
         """Change a producer's rate, keys, acks, idempotence or linger (a new client if the configs change)."""
         old = self._producer(args)
+        if isinstance(old, TransactionalTelemetry):
+            raise LabCommandError("a transactional producer keeps its settings; stop it and add another one")
         name = _name(args, "producer")
         rate = _int(args, "rate_per_s", 1, MAX_TOTAL_RATE_PER_S, old.rate_per_s)
         if rate + self._total_rate(excluding=name) > MAX_TOTAL_RATE_PER_S:
@@ -335,6 +361,8 @@ class LabWorld:
 
     def _burst(self, args: dict[str, Any]) -> dict[str, Any]:
         producer = self._producer(args)
+        if isinstance(producer, TransactionalTelemetry):
+            raise LabCommandError("spikes are for the plain telemetry producer")
         records = _int(args, "records", 1, 50_000)
         producer.burst(records)
         self.cluster.events.emit(self.now_ms(), "Burst",
@@ -343,10 +371,11 @@ class LabWorld:
         return {"records": records}
 
     def _add_consumer(self, name: str, group: str, topic: str, *, rate_per_s: int, commit: str,
-                      assignor: str) -> LabConsumer:
+                      assignor: str, isolation_level: str = "read_uncommitted") -> LabConsumer:
         sink = self.sinks.setdefault(group, Sink(f"{group}-sink", idempotent=False))
         config = ConsumerConfig(auto_offset_reset="earliest", session_timeout_ms=10_000,
-                                partition_assignment_strategy=(assignor,), metadata_max_age_ms=LAB_METADATA_MAX_AGE_MS)
+                                partition_assignment_strategy=(assignor,), metadata_max_age_ms=LAB_METADATA_MAX_AGE_MS,
+                                isolation_level=isolation_level)
         consumer = LabConsumer(self.cluster, name, topic, group, rate_per_s=rate_per_s, commit=commit,
                                sink=sink, config=config)
         consumer.consumer.record_history = self.checking
@@ -369,7 +398,9 @@ class LabWorld:
         rate = _int(args, "rate_per_s", 1, 100_000, 200)
         commit = _choice(args, "commit", ("after", "before", "auto"), "after")
         assignor = _choice(args, "assignor", ("range", "roundrobin", "sticky", "cooperative-sticky"), "range")
-        self._add_consumer(name, group, topic, rate_per_s=rate, commit=commit, assignor=assignor)
+        isolation = _choice(args, "isolation_level", ("read_uncommitted", "read_committed"), "read_uncommitted")
+        self._add_consumer(name, group, topic, rate_per_s=rate, commit=commit, assignor=assignor,
+                           isolation_level=isolation)
         self.cluster.events.emit(self.now_ms(), "ConsumerAdded",
                                  f"Consumer {name} joins group {group} ({assignor}, commit {commit} processing, "
                                  f"{rate} records/s).", client=name, group=group)
@@ -686,6 +717,7 @@ _COMMANDS: dict[str, Callable[[LabWorld, dict[str, Any]], dict[str, Any]]] = {
     "create_topic": LabWorld._create_topic,
     "stop_group": LabWorld._stop_group,
     "add_partitions": LabWorld._add_partitions,
+    "add_txn_producer": LabWorld._add_txn_producer,
     "alter_topic": LabWorld._alter_topic,
 }
 COMMAND_KINDS = tuple(sorted(_COMMANDS))

@@ -476,3 +476,91 @@ class TransactionalCopier:
                 "committed_rounds": self.committed_rounds, "aborted_rounds": self.aborted_rounds,
                 "phase": self._phase,
                 "producer": self.producer.describe(), "consumer": self.consumer.describe()}
+
+
+class TransactionalTelemetry:
+    """Telemetry sent in transactions: ``records_per_txn`` records, then commit — or abort every ``abort_every``-th.
+
+    Its records become visible to read_committed consumers only at the commit
+    marker, and never if the transaction aborts; a read_uncommitted consumer
+    sees them at once (and the checker calls reading an aborted one ``G1a``).
+    """
+
+    def __init__(self, cluster: "Cluster", client_id: str, topic: str, *, rate_per_s: int = 50,
+                 records_per_txn: int = 10, abort_every: int = 0, machines: int = 20,
+                 transaction_timeout_ms: int = 60_000) -> None:
+        if topic not in cluster.topics:
+            raise ValueError(f"unknown topic {topic!r}")
+        require_int("records_per_txn", records_per_txn, 1, 10_000)
+        require_int("abort_every", abort_every, 0, 1000)
+        require_int("machines", machines, 1, MAX_MACHINES)
+        self.cluster = cluster
+        self.topic = topic
+        self.keys = "machines"
+        self.machines = machines
+        self.records_per_txn = records_per_txn
+        self.abort_every = abort_every
+        self.rate_per_s = 0
+        self.set_rate(rate_per_s)
+        self.producer = TransactionalProducer(cluster, client_id, f"{client_id}-txn",
+                                              transaction_timeout_ms=transaction_timeout_ms)
+        self.running = False
+        self.sent = 0
+        self.transactions = 0
+        self._in_txn = 0  # records sent in the open transaction
+        self._ending: Any = None
+        self._carry = 0.0
+        self._generation = 0
+
+    @property
+    def client_id(self) -> str:
+        return self.producer.node_id
+
+    def set_rate(self, rate_per_s: int) -> None:
+        require_int("rate_per_s", rate_per_s, 1, MAX_RATE_PER_S)
+        self.rate_per_s = rate_per_s
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.running = True
+        self._generation += 1
+        generation = self._generation
+
+        def tick() -> None:
+            if self.running and generation == self._generation and self.producer.alive:
+                self._step()
+                self.cluster.schedule(TICK_MS, tick)
+
+        self.cluster.schedule(TICK_MS, tick)
+
+    def stop(self) -> None:
+        self.running = False
+
+    def _step(self) -> None:
+        p = self.producer
+        if p.fatal_error or not p.init_transactions().ok:
+            return
+        if self._ending is not None:
+            if not self._ending.done:
+                return
+            self._ending = None
+        self._carry += self.rate_per_s * TICK_MS / 1000
+        if p.txn_state == "ready":
+            p.begin_transaction()
+            self._in_txn = 0
+        while self._carry >= 1 and self._in_txn < self.records_per_txn and p.txn_state == "in_transaction":
+            self._carry -= 1
+            self._in_txn += 1
+            self.sent += 1
+            machine = self.sent % self.machines + 1
+            p.send(self.topic, f"machine-{machine}".encode(), f"{self.client_id}-{self.sent}".encode())
+        if self._in_txn >= self.records_per_txn and p.txn_state == "in_transaction":
+            self.transactions += 1
+            abort = self.abort_every > 0 and self.transactions % self.abort_every == 0
+            self._ending = p.abort_transaction() if abort else p.commit_transaction()
+
+    def describe(self) -> dict[str, object]:
+        return {**self.producer.describe(), "topic": self.topic, "rate_per_s": self.rate_per_s,
+                "keys": self.keys, "machines": self.machines, "running": self.running,
+                "records_per_txn": self.records_per_txn, "abort_every": self.abort_every}

@@ -169,3 +169,21 @@ def test_labs_choose_their_broker_count(brokers, rf, min_isr):
     assert w.view()["guarantees"]["acked"] > 0
     with pytest.raises(LabCommandError, match="1 to 9 brokers"):
         LabWorld("sandbox", seed=2, brokers=10)
+
+
+def test_transactional_producer_in_a_lab_read_committed_vs_uncommitted():
+    """Ensure a lab's transactional producer that aborts every 2nd transaction shows G1a for read_uncommitted only."""
+    w = LabWorld("sandbox", seed=10)
+    w.apply({"kind": "stop_producer", "producer": "telemetry"})
+    w.apply({"kind": "add_txn_producer", "name": "orders", "rate_per_s": "40", "records_per_txn": "5",
+             "abort_every": "2"})
+    w.apply({"kind": "add_consumer", "group": "ledger", "isolation_level": "read_committed"})
+    w.advance(25_000)
+    txn = w.producers["orders"]
+    assert txn.producer.transactions["committed"] > 2 and txn.producer.transactions["aborted"] > 2
+    verdict = w.checker.verdict()
+    g1a = verdict.anomalies.get("G1a", ())
+    assert g1a and all("dashboard" in a.explanation for a in g1a)  # the sandbox's group reads uncommitted
+    assert not any("ledger" in a.explanation for a in g1a)
+    with pytest.raises(LabCommandError, match="keeps its settings"):
+        w.apply({"kind": "configure_producer", "producer": "orders", "rate_per_s": "5"})
