@@ -51,6 +51,14 @@ TEMPLATES: dict[str, str] = {
                         "Isolate a follower, crash the in-sync replicas, and an out-of-sync replica is elected.",
     "at-least-once": "The sandbox's group processes slowly (40 records/s each) and commits after processing "
                      "into a plain sink. Crash a consumer mid-batch and count what the sink applies twice.",
+    "commit-before-process": "The sandbox's group commits right after poll, before processing (at-most-once). "
+                             "Crash a consumer mid-batch: the rest of its batch is never processed.",
+    "slow-consumer-retention": "machine.telemetry keeps only 64 KiB per partition; the group reads 20 records/s "
+                               "and resets to latest. Retention deletes what it has not read; watch it skip.",
+    "read-uncommitted-abort": "A transactional producer aborts every second transaction; the dashboard group "
+                              "reads uncommitted, the ledger group read_committed. Compare what each sees.",
+    "cooperative-rebalance": "The group uses cooperative-sticky. Add and remove consumers and count how few "
+                             "partitions move compared with an eager assignor.",
 }
 SANDBOX_TOPIC = "machine.telemetry"
 MAX_PRODUCERS = 10
@@ -141,6 +149,11 @@ class LabWorld:
         if self.template == "unclean-election":
             return {"min.insync.replicas": 1, "unclean.leader.election.enable": True}
         return {"min.insync.replicas": min(2, self.replication_factor)}
+
+    def _budget(self, partitions: int, rf: int) -> dict[str, int]:
+        if self.template == "slow-consumer-retention":
+            return {"retention.bytes": 64 * 1024, "segment.bytes": 16 * 1024}
+        return self._disk_budget_configs(partitions, rf)
     def _disk_budget_configs(self, partitions: int, replication_factor: int) -> dict[str, int]:
         """retention.bytes (per partition, as in Kafka) that keeps a new topic inside the lab's disk budget.
 
@@ -160,7 +173,7 @@ class LabWorld:
 
     def _setup_sandbox(self) -> None:
         rf = self.replication_factor
-        self.cluster.create_topic(SANDBOX_TOPIC, 6, rf, {**self._topic_configs(), **self._disk_budget_configs(6, rf)})
+        self.cluster.create_topic(SANDBOX_TOPIC, 6, rf, {**self._topic_configs(), **self._budget(6, rf)})
         self.cluster.run_for(500)
         acks1 = self.template == "acks1-leader-crash"
         producer_config = ProducerConfig(acks="1", enable_idempotence=False) if acks1 else ProducerConfig()
@@ -171,10 +184,20 @@ class LabWorld:
             acks=producer_config.acks if producer_config.acks != "-1" else "all",
             enable_idempotence=producer_config.enable_idempotence, replication_factor=rf,
             min_insync_replicas=topic.min_insync_replicas, unclean_leader_election=topic.unclean_leader_election)
-        rate = 40 if self.template == "at-least-once" else 200
+        rate = {"at-least-once": 40, "slow-consumer-retention": 20}.get(self.template, 200)
+        commit = "before" if self.template == "commit-before-process" else "after"
+        assignor = "cooperative-sticky" if self.template == "cooperative-rebalance" else "range"
+        reset = "latest" if self.template == "slow-consumer-retention" else "earliest"
         for name in ("dashboard-1", "dashboard-2"):
-            self._add_consumer(name, "dashboard", SANDBOX_TOPIC, rate_per_s=rate, commit="after",
-                               assignor="range")
+            self._add_consumer(name, "dashboard", SANDBOX_TOPIC, rate_per_s=rate, commit=commit,
+                               assignor=assignor, auto_offset_reset=reset)
+        if self.template == "slow-consumer-retention":
+            self.producers["telemetry"].set_rate(400)
+        if self.template == "read-uncommitted-abort":
+            self._add_txn_producer({"name": "orders", "rate_per_s": "20", "records_per_txn": "5",
+                                    "abort_every": "2"})
+            self._add_consumer("ledger-1", "ledger", SANDBOX_TOPIC, rate_per_s=200, commit="after",
+                               assignor="range", isolation_level="read_committed")
 
     # ── time ─────────────────────────────────────────────────────────────────
     def now_ms(self) -> int:
@@ -371,9 +394,10 @@ class LabWorld:
         return {"records": records}
 
     def _add_consumer(self, name: str, group: str, topic: str, *, rate_per_s: int, commit: str,
-                      assignor: str, isolation_level: str = "read_uncommitted") -> LabConsumer:
+                      assignor: str, isolation_level: str = "read_uncommitted",
+                      auto_offset_reset: str = "earliest") -> LabConsumer:
         sink = self.sinks.setdefault(group, Sink(f"{group}-sink", idempotent=False))
-        config = ConsumerConfig(auto_offset_reset="earliest", session_timeout_ms=10_000,
+        config = ConsumerConfig(auto_offset_reset=auto_offset_reset, session_timeout_ms=10_000,
                                 partition_assignment_strategy=(assignor,), metadata_max_age_ms=LAB_METADATA_MAX_AGE_MS,
                                 isolation_level=isolation_level)
         consumer = LabConsumer(self.cluster, name, topic, group, rate_per_s=rate_per_s, commit=commit,

@@ -95,7 +95,9 @@ def test_templates_set_up_their_scenario():
     """Ensure each template starts from the sandbox with its scenario's settings (acks, unclean election, slow group)."""
     from core_log.lab import TEMPLATES
 
-    assert set(TEMPLATES) == {"sandbox", "acks1-leader-crash", "unclean-election", "at-least-once"}
+    assert set(TEMPLATES) == {"sandbox", "acks1-leader-crash", "unclean-election", "at-least-once",
+                              "commit-before-process", "slow-consumer-retention", "read-uncommitted-abort",
+                              "cooperative-rebalance"}
     acks1 = LabWorld("acks1-leader-crash", seed=1)
     assert acks1.producers["telemetry"].producer.config.acks == "1"
     assert acks1.checker.context.acks == "1"
@@ -187,3 +189,18 @@ def test_transactional_producer_in_a_lab_read_committed_vs_uncommitted():
     assert not any("ledger" in a.explanation for a in g1a)
     with pytest.raises(LabCommandError, match="keeps its settings"):
         w.apply({"kind": "configure_producer", "producer": "orders", "rate_per_s": "5"})
+
+
+def test_more_scenario_templates_behave_as_described():
+    """Ensure the retention template skips (OffsetOutOfRange with a skip), at-most-once commits before processing, and the abort template reads G1a."""
+    retention = LabWorld("slow-consumer-retention", seed=11)
+    retention.advance(40_000)
+    skips = [e for e in retention.cluster.events.of_kind("OffsetOutOfRange") if e.fields.get("skipped", 0) > 0]
+    assert skips and retention.cluster.events.of_kind("SegmentDeleted")
+    before = LabWorld("commit-before-process", seed=11)
+    assert {c.commit for c in before.consumers.values()} == {"before"}
+    aborting = LabWorld("read-uncommitted-abort", seed=11)
+    aborting.advance(20_000)
+    assert "G1a" in aborting.checker.verdict().counts
+    coop = LabWorld("cooperative-rebalance", seed=11)
+    assert {c.consumer.config.partition_assignment_strategy for c in coop.consumers.values()} == {("cooperative-sticky",)}
