@@ -69,6 +69,7 @@ MAX_LAB_DISK_BYTES = 512 * 1024 * 1024  # all replicas of all topics of one lab
 LAB_SEGMENT_BYTES = 4 * 1024 * 1024  # small segments so retention can act within the budget
 LAB_METADATA_MAX_AGE_MS = 5000  # Kafka's default is 5 min; a lab wants new partitions seen within seconds
 EVENTS_IN_VIEW = 60
+PACING_KINDS = ("pause", "resume", "set_speed", "step")  # logged by the runtime, not engine commands
 HIDDEN_EVENT_KINDS = ("ProducerIdAssigned",)  # bookkeeping a learner does not need in the timeline
 HISTORY_HEADROOM_OPS = 50_000  # stop recording this many ops before the history's bound
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -230,6 +231,8 @@ class LabWorld:
         for at_ms, command in commands:
             if at_ms > world.now_ms():
                 world.advance(at_ms)
+            if command.get("kind") in PACING_KINDS:
+                continue  # pause, speed, step: they paced wall time; the simulated times already say it
             try:
                 world.apply(command)
             except LabCommandError:

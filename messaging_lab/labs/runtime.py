@@ -41,7 +41,7 @@ from typing import Any, Callable
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
-from core_log.lab import HIDDEN_EVENT_KINDS, LabCommandError, LabWorld
+from core_log.lab import HIDDEN_EVENT_KINDS, PACING_KINDS, LabCommandError, LabWorld
 from messaging_lab.labs.models import Lab, LabCommand
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ SLICE_BUDGET_S = 0.02
 IDLE_AFTER_S = 120.0
 MAX_CATCH_UP_MS = 2000  # a lab that fell behind does not try to run more than this at once
 CALL_TIMEOUT_S = 30.0
+CONTROL_KINDS = PACING_KINDS  # pace simulated time; logged, skipped by replay
 EVENTS_PER_FRAME = 200  # a burst of more events in one frame sends the newest 200
 ADMIN_TIMEOUT_MS = 20_000  # simulated time an offset reset may take before it is reported as failed
 CHECKPOINT_INTERVAL_S = 1.0  # an awake lab nobody watches still saves its simulated time this often
@@ -290,9 +291,11 @@ class LabRuntime:
         running = self.get(lab_id)
         running.last_touch = time.monotonic()
         kind = command.get("kind")
-        if kind in ("pause", "resume", "set_speed", "step"):
-            return self._control(running, command)
         at_ms = running.world.now_ms()
+        if kind in CONTROL_KINDS:
+            result = self._control(running, command)
+            self._log(running, at_ms, command)  # logged too; replay skips them (they only pace time)
+            return result
         result = running.world.apply(command)
         pending = result.pop("pending", None)
         if pending is not None:  # an admin call: it takes a few simulated ms of requests; finish it now
@@ -303,12 +306,16 @@ class LabRuntime:
             if pending.error:
                 raise LabCommandError(pending.error)
             result["plan"] = pending.result.to_json()
-        with transaction.atomic():
-            LabCommand.objects.create(lab_id=lab_id, seq=running.next_seq, sim_time_ms=at_ms, kind=str(kind),
-                                      args={k: v for k, v in command.items() if k != "kind"})
-            Lab.objects.filter(pk=lab_id).update(sim_time_ms=at_ms)
-        running.next_seq += 1
+        self._log(running, at_ms, command)
         return {"kind": kind, "at_ms": at_ms, **result}
+
+    def _log(self, running: RunningLab, at_ms: int, command: dict[str, Any]) -> None:
+        with transaction.atomic():
+            LabCommand.objects.create(lab_id=running.lab_id, seq=running.next_seq, sim_time_ms=at_ms,
+                                      kind=str(command.get("kind")),
+                                      args={k: v for k, v in command.items() if k != "kind"})
+            Lab.objects.filter(pk=running.lab_id).update(sim_time_ms=running.world.now_ms())
+        running.next_seq += 1
 
     def _control(self, running: RunningLab, command: dict[str, Any]) -> dict[str, Any]:
         kind = command["kind"]

@@ -8,10 +8,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core_log.lab import COMMAND_KINDS, TEMPLATES, LabCommandError
 from messaging_lab.labs import services
-from messaging_lab.labs.runtime import SPEEDS
+from messaging_lab.labs.runtime import CONTROL_KINDS, SPEEDS
 
 MAX_FIELD_CHARS = 200
-CONTROL_KINDS = ("pause", "resume", "set_speed", "step")
 
 
 @require_GET

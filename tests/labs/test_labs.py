@@ -79,6 +79,8 @@ def test_commands_are_validated_logged_and_change_the_cluster(client):
         response = client.post(f"/labs/{lab.pk}/command", bad)
         assert response.status_code == 400 and message in response.content, (bad, response.content)
     assert LabCommand.objects.filter(lab=lab).count() == 1  # refused commands are not logged
+    assert client.post(f"/labs/{lab.pk}/command", {"kind": "pause"}).status_code == 200
+    assert [c.kind for c in LabCommand.objects.filter(lab=lab)] == ["crash_broker", "pause"]  # every command
 
 
 def test_commands_need_csrf():
