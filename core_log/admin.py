@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from core_log.future import ClientFuture
 from core_log.messages import (
     COORDINATOR_ERRORS,
     EARLIEST_TIMESTAMP,
@@ -156,28 +157,10 @@ class ResetPlan:
                 "skipped": self.skipped, "rows": [r.to_json() for r in self.rows], "explanation": self.explain()}
 
 
-class AdminFuture:
-    __slots__ = ("done", "result", "error", "_callbacks")
+class AdminFuture(ClientFuture):
+    """An admin call's outcome: ``result`` (a dict or a :class:`ResetPlan`) or ``error``."""
 
-    def __init__(self) -> None:
-        self.done = False
-        self.result: Any = None
-        self.error: str | None = None
-        self._callbacks: list[Callable[["AdminFuture"], None]] = []
-
-    def add_callback(self, cb: Callable[["AdminFuture"], None]) -> None:
-        if self.done:
-            cb(self)
-        else:
-            self._callbacks.append(cb)
-
-    def _finish(self, result: Any = None, error: str | None = None) -> None:
-        if self.done:
-            return
-        self.done, self.result, self.error = True, result, error
-        for cb in self._callbacks:
-            cb(self)
-        self._callbacks.clear()
+    __slots__ = ()
 
 
 @dataclass

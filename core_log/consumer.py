@@ -72,6 +72,7 @@ from core_log.consumer_protocol import (
     encode_subscription,
 )
 from core_log.errors import ConfigError, CorruptRecordError, require_int
+from core_log.future import ClientFuture
 from core_log.history import value_text
 from core_log.kafka_types import ProtocolDecodeError
 from core_log.messages import (
@@ -178,34 +179,17 @@ class ConsumerConfig:
         return all(ASSIGNORS[s].protocol == COOPERATIVE for s in self.partition_assignment_strategy)
 
 
-class CommitFuture:
+class CommitFuture(ClientFuture):
     """The outcome of one commit: pending, then ok or failed with a Kafka error name."""
 
-    __slots__ = ("offsets", "done", "error", "_callbacks")
+    __slots__ = ("offsets",)
 
     def __init__(self, offsets: OffsetMap) -> None:
+        super().__init__()
         self.offsets = dict(offsets)
-        self.done = False
-        self.error: str | None = None
-        self._callbacks: list[Callable[["CommitFuture"], None]] = []
-
-    @property
-    def ok(self) -> bool:
-        return self.done and self.error is None
-
-    def add_callback(self, callback: Callable[["CommitFuture"], None]) -> None:
-        if self.done:
-            callback(self)
-        else:
-            self._callbacks.append(callback)
 
     def _complete(self, error: str | None) -> None:
-        if self.done:
-            return
-        self.done, self.error = True, error
-        for cb in self._callbacks:
-            cb(self)
-        self._callbacks.clear()
+        self._finish(error=error)
 
 
 @dataclass

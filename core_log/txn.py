@@ -60,6 +60,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from core_log.future import ClientFuture
 from core_log.history import value_text
 from core_log.kafka_types import ProtocolDecodeError, Reader, Writer
 from core_log.messages import (
@@ -481,31 +482,10 @@ def coordinator_handlers() -> dict[type, Callable[[TransactionCoordinator, Any, 
 # ── the client ───────────────────────────────────────────────────────────────
 
 
-class TxnFuture:
-    __slots__ = ("done", "error", "_callbacks")
+class TxnFuture(ClientFuture):
+    """A transactional step's outcome (init, offsets, commit, abort): ok, or a Kafka error name."""
 
-    def __init__(self) -> None:
-        self.done = False
-        self.error: str | None = None
-        self._callbacks: list[Callable[["TxnFuture"], None]] = []
-
-    @property
-    def ok(self) -> bool:
-        return self.done and self.error is None
-
-    def add_callback(self, cb: Callable[["TxnFuture"], None]) -> None:
-        if self.done:
-            cb(self)
-        else:
-            self._callbacks.append(cb)
-
-    def _finish(self, error: str | None = None) -> None:
-        if self.done:
-            return
-        self.done, self.error = True, error
-        for cb in self._callbacks:
-            cb(self)
-        self._callbacks.clear()
+    __slots__ = ()
 
 
 class TransactionError(ValueError):
@@ -569,7 +549,7 @@ class TransactionalProducer(Producer):
             self._steps_in_flight -= 1
             if error is not None:
                 self._fail_txn(error)
-            future._finish(error)
+            future._finish(error=error)
 
         def commit_offsets(group_coordinator: int) -> None:
             req = lambda c: TxnOffsetCommitRequest(  # noqa: E731
@@ -700,7 +680,7 @@ class TransactionalProducer(Producer):
             if error != NONE:
                 self._init_pending = False
                 self._fatal(error)
-                self._init_future._finish(error)
+                self._init_future._finish(error=error)
                 return
             self._on_init_producer_id(resp)  # type: ignore[arg-type]
             self.txn_state = "ready"
@@ -789,14 +769,14 @@ class TransactionalProducer(Producer):
 
         def when_quiet() -> None:
             if self.fatal_error:
-                future._finish(self.fatal_error)
+                future._finish(error=self.fatal_error)
                 return
             if self.in_flight_count() or self._steps_in_flight or self._adding:
                 self.cluster.schedule(5, when_quiet)
                 return
             if commit and self._abortable:
                 self.txn_state = "in_transaction"
-                future._finish(f"the transaction must be aborted: {self._abortable}")
+                future._finish(error=f"the transaction must be aborted: {self._abortable}")
                 return
             if not self._registered:
                 self._finish_txn(commit, future)  # nothing was registered: nothing to end at the coordinator
@@ -812,10 +792,10 @@ class TransactionalProducer(Producer):
                     self._after(send_end)
                 elif error in (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH):
                     self._fatal(error)
-                    future._finish(error)
+                    future._finish(error=error)
                 elif error != NONE:
                     self._fatal(error)
-                    future._finish(error)
+                    future._finish(error=error)
                 else:
                     self._finish_txn(commit, future)
 
