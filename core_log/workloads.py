@@ -63,7 +63,51 @@ MAX_BURST_RECORDS = 1_000_000
 TICK_MS = 10  # sends are grouped per 10 ms tick: rate/100 records each tick (fractions carried over)
 
 
-class TelemetryProducer:
+class _PacedSender:
+    """A producer workload driven every ``TICK_MS`` while running; ``rate_per_s`` may change on the fly."""
+
+    cluster: "Cluster"
+    producer: Producer
+    min_rate_per_s = 0
+
+    def _init_pacing(self, rate_per_s: int) -> None:
+        self.rate_per_s = 0
+        self.set_rate(rate_per_s)
+        self.running = False
+        self._carry = 0.0  # fractions of a record carried to the next tick
+        self._generation = 0
+
+    @property
+    def client_id(self) -> str:
+        return self.producer.node_id
+
+    def set_rate(self, rate_per_s: int) -> None:
+        require_int("rate_per_s", rate_per_s, self.min_rate_per_s, MAX_RATE_PER_S)
+        self.rate_per_s = rate_per_s
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.running = True
+        self._generation += 1
+        generation = self._generation
+
+        def tick() -> None:
+            if self.running and generation == self._generation and self.producer.alive:
+                self._carry += self.rate_per_s * TICK_MS / 1000
+                self._tick()
+                self.cluster.schedule(TICK_MS, tick)
+
+        self.cluster.schedule(TICK_MS, tick)  # each tick sends what the past TICK_MS accrued
+
+    def stop(self) -> None:
+        self.running = False
+
+    def _tick(self) -> None:
+        raise NotImplementedError
+
+
+class TelemetryProducer(_PacedSender):
     """Sends ``rate_per_s`` telemetry records to ``topic`` while running."""
 
     def __init__(self, cluster: "Cluster", client_id: str, topic: str, *, rate_per_s: int = 100,
@@ -83,43 +127,15 @@ class TelemetryProducer:
         self.hot_share = float(hot_share)
         self.producer = Producer(cluster, client_id, config)
         self._rng = random.Random(cluster.rng.getrandbits(64) if seed is None else seed)
-        self.rate_per_s = 0
-        self.set_rate(rate_per_s)
         self.sent = 0
-        self.running = False
-        self._carry = 0.0
         self._next_machine = 0
-        self._generation = 0
+        self._init_pacing(rate_per_s)
 
-    @property
-    def client_id(self) -> str:
-        return self.producer.node_id
-
-    def set_rate(self, rate_per_s: int) -> None:
-        require_int("rate_per_s", rate_per_s, 0, MAX_RATE_PER_S)
-        self.rate_per_s = rate_per_s
-
-    def start(self) -> None:
-        if self.running:
-            return
-        self.running = True
-        self._generation += 1
-        generation = self._generation
-
-        def tick() -> None:
-            if not self.running or generation != self._generation:
-                return
-            self._carry += self.rate_per_s * TICK_MS / 1000
-            count = int(self._carry)
-            self._carry -= count
-            for _ in range(count):
-                self._send_one()
-            self.cluster.schedule(TICK_MS, tick)
-
-        self.cluster.schedule(TICK_MS, tick)  # each tick sends what the past TICK_MS accrued
-
-    def stop(self) -> None:
-        self.running = False
+    def _tick(self) -> None:
+        count = int(self._carry)
+        self._carry -= count
+        for _ in range(count):
+            self._send_one()
 
     def burst(self, records: int) -> list[SendFuture]:
         """Send ``records`` at once (a traffic spike), on top of the steady rate."""
@@ -478,7 +494,7 @@ class TransactionalCopier:
                 "producer": self.producer.describe(), "consumer": self.consumer.describe()}
 
 
-class TransactionalTelemetry:
+class TransactionalTelemetry(_PacedSender):
     """Telemetry sent in transactions: ``records_per_txn`` records, then commit — or abort every ``abort_every``-th.
 
     Its records become visible to read_committed consumers only at the commit
@@ -500,52 +516,25 @@ class TransactionalTelemetry:
         self.machines = machines
         self.records_per_txn = records_per_txn
         self.abort_every = abort_every
-        self.rate_per_s = 0
-        self.set_rate(rate_per_s)
         self.producer = TransactionalProducer(cluster, client_id, f"{client_id}-txn",
                                               transaction_timeout_ms=transaction_timeout_ms)
-        self.running = False
         self.sent = 0
         self.transactions = 0
         self._in_txn = 0  # records sent in the open transaction
         self._ending: Any = None
-        self._carry = 0.0
-        self._generation = 0
+        self._init_pacing(rate_per_s)
 
-    @property
-    def client_id(self) -> str:
-        return self.producer.node_id
+    min_rate_per_s = 1
 
-    def set_rate(self, rate_per_s: int) -> None:
-        require_int("rate_per_s", rate_per_s, 1, MAX_RATE_PER_S)
-        self.rate_per_s = rate_per_s
-
-    def start(self) -> None:
-        if self.running:
-            return
-        self.running = True
-        self._generation += 1
-        generation = self._generation
-
-        def tick() -> None:
-            if self.running and generation == self._generation and self.producer.alive:
-                self._step()
-                self.cluster.schedule(TICK_MS, tick)
-
-        self.cluster.schedule(TICK_MS, tick)
-
-    def stop(self) -> None:
-        self.running = False
-
-    def _step(self) -> None:
+    def _tick(self) -> None:
         p = self.producer
+        self._carry = min(self._carry, float(self.records_per_txn))  # no backlog while waiting on a commit
         if p.fatal_error or not p.init_transactions().ok:
             return
         if self._ending is not None:
             if not self._ending.done:
                 return
             self._ending = None
-        self._carry += self.rate_per_s * TICK_MS / 1000
         if p.txn_state == "ready":
             p.begin_transaction()
             self._in_txn = 0
