@@ -148,20 +148,17 @@ class Broker:
             replica.log.abandon()
         if mode != "kill" or isinstance(self.storage, SimStorage):
             self.storage.crash(CRASH_MODES[mode])  # type: ignore[attr-defined]
-        self.alive = False
         self.crash_count += 1
-        self.groups.unload_all()
-        self.txn.unload_all()
-        self.replicas.clear()
-        self.leading.clear()
-        self.metadata.clear()
-        self._fetch_in_flight.clear()
-        self._parked.clear()
+        self._stop()
 
     def shutdown(self) -> None:
         """A clean stop: logs closed with the clean-shutdown marker."""
         for replica in self.replicas.values():
             replica.log.close()
+        self._stop()
+
+    def _stop(self) -> None:
+        """The process is gone: everything it held in memory goes with it."""
         self.alive = False
         self.groups.unload_all()
         self.txn.unload_all()
