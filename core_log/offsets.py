@@ -31,6 +31,7 @@ Kafka with the same partition count.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 from core_log.errors import CorruptRecordError
 from core_log.kafka_types import ProtocolDecodeError, Reader, Writer
@@ -220,22 +221,17 @@ def load(batches: list[RecordBatch]) -> LoadedPartition:
             out.records_skipped += 1
             continue
         if batch.is_transactional:
-            for rec in records:
-                try:
-                    d = decode_record(rec.key, rec.value)
-                except ProtocolDecodeError:
-                    out.records_skipped += 1
-                    continue
+            for d in _decode_all(out, records):
                 if d.kind == "offset" and d.value is not None:
                     assert d.tp is not None
                     pending.setdefault(batch.producer_id, {}).setdefault(d.group_id, {})[d.tp] = d.value  # type: ignore[assignment]
-                    out.records_read += 1
             continue
         _apply(out, records)
     return out
 
 
-def _apply(out: LoadedPartition, records: list[Record]) -> None:
+def _decode_all(out: LoadedPartition, records: list[Record]) -> Iterator[DecodedOffsetsRecord]:
+    """Decode records, counting what was read and skipping (and counting) what is not an offsets record."""
     for rec in records:
         try:
             d = decode_record(rec.key, rec.value)
@@ -243,6 +239,11 @@ def _apply(out: LoadedPartition, records: list[Record]) -> None:
             out.records_skipped += 1
             continue
         out.records_read += 1
+        yield d
+
+
+def _apply(out: LoadedPartition, records: list[Record]) -> None:
+    for d in _decode_all(out, records):
         if d.kind == "offset":
             assert d.tp is not None
             if d.value is None:

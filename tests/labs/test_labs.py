@@ -9,16 +9,8 @@ import pytest
 from django.test import Client
 
 from messaging_lab.labs.models import MAX_LABS_PER_VISITOR, Lab, LabCommand
-from messaging_lab.labs.runtime import runtime
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _lab_data(tmp_path, settings):
-    settings.LAB_DATA_DIR = tmp_path / "labs"
-    yield
-    runtime.call(runtime.forget_all)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("lab_data")]
 
 
 def _create(client: Client, name: str = "Sandbox") -> Lab:

@@ -9,16 +9,8 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from messaging_lab.labs.models import Lab
-from messaging_lab.labs.runtime import runtime
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _lab_data(tmp_path, settings):
-    settings.LAB_DATA_DIR = tmp_path / "labs"
-    yield
-    runtime.call(runtime.forget_all)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("lab_data")]
 
 
 def _lab_and_cookie() -> tuple[Lab, str]:
