@@ -214,7 +214,11 @@
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const ws = new WebSocket(scheme + location.host + root.dataset.ws);
     ws.onopen = () => { retry = 500; };
-    ws.onmessage = (msg) => apply(JSON.parse(msg.data));
+    ws.onmessage = (msg) => {
+      const frame = JSON.parse(msg.data);
+      apply(frame);
+      document.dispatchEvent(new CustomEvent("lab:frame", { detail: frame }));  // for the guide panel
+    };
     ws.onclose = () => { $("run-state").textContent = "disconnected; reconnecting…"; setTimeout(connect, retry); retry = Math.min(retry * 2, 8000); };
   }
   connect();
