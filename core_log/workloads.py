@@ -12,6 +12,12 @@ time, with the key choices a lab needs:
 
 Rates change on the fly (``set_rate``) and :meth:`TelemetryProducer.burst` sends
 a spike. Values are unique (``<client>-<n>``) so the checker can follow each one.
+With ``serializer`` ("json", "avro" or "protobuf", see :mod:`core_log.serde`) each
+value is instead a whole telemetry reading (producer, seq, machine id,
+temperature, timestamp) in that format — still unique, since it carries the
+producer and its sequence number; ``describe()`` reports the average value bytes
+per record so formats can be compared. The default, "text", sends exactly the
+``<client>-<n>`` bytes it always did.
 
 :class:`LabConsumer` is the consumer side of the lessons: a group member that
 *processes* records at ``rate_per_s`` and hands each to a downstream
@@ -34,8 +40,9 @@ write is a ``sink`` op in the history, so the checker counts what the sink
 applied twice and what it never applied.
 
 Differences from a real workload: sends happen at exact multiples of the send
-interval in simulated time (no jitter), and values are small text, not encoded
-telemetry. Processing takes exactly 1/rate seconds per record.
+interval in simulated time (no jitter), and by default values are small text, not
+encoded telemetry (temperatures, when a serializer encodes them, follow a fixed
+formula per machine, not a sensor). Processing takes exactly 1/rate seconds per record.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from core_log.errors import require_int
 from core_log.messages import TopicPartition
 from core_log.producer import Producer, ProducerConfig, SendFuture
 from core_log.records import Record
+from core_log.serde import SERIALIZERS, TelemetryReading, TextSerializer, serializer_for, temperature_for
 from core_log.txn import TransactionalProducer
 
 if TYPE_CHECKING:
@@ -112,7 +120,8 @@ class TelemetryProducer(_PacedSender):
 
     def __init__(self, cluster: "Cluster", client_id: str, topic: str, *, rate_per_s: int = 100,
                  keys: str = "machines", machines: int = 12, hot_share: float = 0.8,
-                 config: ProducerConfig | None = None, seed: int | None = None) -> None:
+                 config: ProducerConfig | None = None, seed: int | None = None,
+                 serializer: str = "text") -> None:
         if topic not in cluster.topics:
             raise ValueError(f"unknown topic {topic!r}")
         if keys not in KEY_MODES:
@@ -129,7 +138,16 @@ class TelemetryProducer(_PacedSender):
         self._rng = random.Random(cluster.rng.getrandbits(64) if seed is None else seed)
         self.sent = 0
         self._next_machine = 0
+        self.set_serializer(serializer)
         self._init_pacing(rate_per_s)
+
+    def set_serializer(self, name: str) -> None:
+        """Encode the next records with serializer ``name`` (one of serde.SERIALIZERS); byte counts restart."""
+        if name not in SERIALIZERS:
+            raise ValueError(f"serializer must be one of {', '.join(SERIALIZERS)}, got {name!r}")
+        self.serializer = serializer_for(name)
+        self.value_bytes = 0  # value bytes sent with this serializer …
+        self.serialized = 0  # … over this many records
 
     def _tick(self) -> None:
         count = int(self._carry)
@@ -152,12 +170,23 @@ class TelemetryProducer(_PacedSender):
 
     def _send_one(self) -> SendFuture:
         self.sent += 1
-        value = f"{self.client_id}-{self.sent}".encode()
-        return self.producer.send(self.topic, self.next_key(), value)
+        key = self.next_key()
+        if self.serializer.carries_fields:
+            machine = int(key[8:]) if key is not None else self.sent % self.machines + 1  # b"machine-N"
+            reading = TelemetryReading(self.client_id, self.sent, f"machine-{machine}",
+                                       temperature_for(machine, self.sent), self.cluster.now_ms())
+            value = self.serializer.encode(reading)
+        else:
+            value = TextSerializer.identity(self.client_id, self.sent)
+        self.value_bytes += len(value)
+        self.serialized += 1
+        return self.producer.send(self.topic, key, value)
 
     def describe(self) -> dict[str, object]:
         return {**self.producer.describe(), "topic": self.topic, "rate_per_s": self.rate_per_s,
-                "keys": self.keys, "machines": self.machines, "running": self.running}
+                "keys": self.keys, "machines": self.machines, "running": self.running,
+                "serializer": self.serializer.name,
+                "avg_value_bytes": round(self.value_bytes / self.serialized, 1) if self.serialized else None}
 
 
 class Sink:
