@@ -148,6 +148,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "messaging_lab.labs",
+    "messaging_lab.exercises",
 ]
 
 MIDDLEWARE = [

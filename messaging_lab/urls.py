@@ -7,4 +7,5 @@ from messaging_lab import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("labs/", include("messaging_lab.labs.urls")),
+    path("learn/", include("messaging_lab.exercises.urls")),
 ]

@@ -26,6 +26,7 @@ class Lab(models.Model):
     owner = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.CASCADE)
     name = models.CharField(max_length=80)
     template = models.CharField(max_length=40, default="sandbox")
+    exercise = models.CharField(max_length=64, blank=True, default="")  # a guided lab's fixture id, else ""
     brokers = models.PositiveSmallIntegerField(default=3)
     seed = models.BigIntegerField()
     sim_time_ms = models.BigIntegerField(default=0)

@@ -54,7 +54,9 @@ SLICE_BUDGET_S = 0.02
 IDLE_AFTER_S = 120.0
 MAX_CATCH_UP_MS = 2000  # a lab that fell behind does not try to run more than this at once
 CALL_TIMEOUT_S = 30.0
-CONTROL_KINDS = PACING_KINDS  # pace simulated time; logged, skipped by replay
+CONTROL_KINDS = PACING_KINDS + ("fast_forward",)  # pace simulated time; logged, skipped by replay
+MAX_FAST_FORWARD_S = 300  # simulated seconds one fast-forward may run (it holds the engine thread meanwhile)
+GUIDE_EVAL_INTERVAL_S = 0.25  # a guided lab re-checks its step this often (wall time)
 EVENTS_PER_FRAME = 200  # a burst of more events in one frame sends the newest 200
 ADMIN_TIMEOUT_MS = 20_000  # simulated time an offset reset may take before it is reported as failed
 CHECKPOINT_INTERVAL_S = 1.0  # an awake lab nobody watches still saves its simulated time this often
@@ -81,6 +83,8 @@ class RunningLab:
     first_unsent_event_wall: float | None = None  # wall time (time.time) of the oldest event not yet pushed
     notices: list[dict[str, Any]] = field(default_factory=list)
     next_seq: int = 1
+    guide: Any = None  # a guided lab's guide (evaluate(world) -> changed, view(), save()), else None
+    last_guide_eval: float = 0.0
 
     @property
     def awake(self) -> bool:
@@ -97,6 +101,8 @@ class LabRuntime:
         self._start_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        #: Set by the exercises app: ``guide_loader(lab) -> guide or None`` for a lab's guided steps.
+        self.guide_loader: Callable[[Lab], Any] | None = None
 
     # ── talking to the engine thread ─────────────────────────────────────────
     def start(self) -> None:
@@ -180,6 +186,9 @@ class LabRuntime:
             while world.now_ms() < target and time.monotonic() < deadline:
                 world.advance(min(target, world.now_ms() + SLICE_SIM_MS))
             running.behind = world.now_ms() < target
+        if running.guide is not None and now - running.last_guide_eval >= GUIDE_EVAL_INTERVAL_S:
+            running.last_guide_eval = now
+            running.guide.evaluate(world)  # saves the learner's progress when a check or the step changes
         if running.first_unsent_event_wall is None and \
                 world.cluster.events.dropped + len(world.cluster.events) > events_before:
             running.first_unsent_event_wall = time.time()
@@ -194,6 +203,8 @@ class LabRuntime:
 
     def _frame(self, running: RunningLab, full: bool) -> dict[str, Any] | None:
         view = running.world.view()
+        if running.guide is not None:
+            view["guide"] = running.guide.view()
         events = view.pop("events")
         total = running.world.cluster.events.dropped + len(running.world.cluster.events)
         sections: dict[str, Any] = {}
@@ -250,16 +261,19 @@ class LabRuntime:
         data_dir = self._data_dir(lab_id)
         if data_dir.exists():
             shutil.rmtree(data_dir)
-        commands = [(c.sim_time_ms, {"kind": c.kind, **c.args}) for c in lab.commands.all()]
+        commands = [(c.sim_time_ms, {"kind": c.kind, **c.args}) for c in lab.commands.all()
+                    if c.kind not in CONTROL_KINDS]  # they paced time; the next command's time says it
         world = LabWorld.replay(lab.template, lab.seed, commands, lab.sim_time_ms, data_dir=str(data_dir),
                                 brokers=lab.brokers)
         last = lab.commands.order_by("-seq").first()
         running = RunningLab(lab_id, world, lab.speed, lab.paused, next_seq=last.seq + 1 if last else 1)
         running.events_sent = world.cluster.events.dropped + len(world.cluster.events)
         self._labs[lab_id] = running
+        running.guide = self.guide_loader(lab) if self.guide_loader is not None else None
         return running
 
-    def create(self, lab: Lab) -> RunningLab:
+    def create(self, lab: Lab, setup: list[dict[str, Any]] | tuple = ()) -> RunningLab:
+        """Start a new lab; ``setup`` commands (a guided lab's fixture) are applied and logged like a learner's."""
         data_dir = self._data_dir(lab.pk)
         if data_dir.exists():
             shutil.rmtree(data_dir)
@@ -267,6 +281,9 @@ class LabRuntime:
         running = RunningLab(lab.pk, world, lab.speed, lab.paused)
         self._labs[lab.pk] = running
         Lab.objects.filter(pk=lab.pk).update(sim_time_ms=world.now_ms())
+        for command in setup:
+            self.apply(lab.pk, dict(command))
+        running.guide = self.guide_loader(lab) if self.guide_loader is not None else None
         return running
 
     def forget(self, lab_id: str) -> None:
@@ -332,6 +349,16 @@ class LabRuntime:
         elif kind == "resume":
             running.paused = False
             running.last_wall = time.monotonic()
+        elif kind == "fast_forward":  # run N simulated seconds now, whatever the speed or pause
+            try:
+                seconds = int(command.get("seconds", 10))
+            except (TypeError, ValueError):
+                raise LabCommandError("seconds must be a whole number") from None
+            if not 1 <= seconds <= MAX_FAST_FORWARD_S:
+                raise LabCommandError(f"fast-forward 1 to {MAX_FAST_FORWARD_S} simulated seconds")
+            running.world.advance(running.world.now_ms() + seconds * 1000)
+            if running.guide is not None:
+                running.guide.evaluate(running.world)
         else:  # step: run what happens at the next moment anything is due
             due = running.world.cluster.next_event_ms()
             if due is not None:

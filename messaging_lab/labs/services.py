@@ -29,7 +29,8 @@ def visitor_key(request: HttpRequest) -> str:
 
 
 def my_labs(request: HttpRequest) -> list[Lab]:
-    return list(Lab.objects.filter(owner_session=visitor_key(request)))
+    """The visitor's own labs (guided labs are listed with their exercises on /learn/)."""
+    return list(Lab.objects.filter(owner_session=visitor_key(request), exercise=""))
 
 
 def create_lab(request: HttpRequest, template: str, name: str, brokers: str | int = 3) -> Lab:
@@ -46,7 +47,7 @@ def create_lab(request: HttpRequest, template: str, name: str, brokers: str | in
         raise LabError(f"a lab name has at most {MAX_NAME_CHARS} characters")
     owner = visitor_key(request)
     with transaction.atomic():
-        if Lab.objects.filter(owner_session=owner).count() >= MAX_LABS_PER_VISITOR:
+        if Lab.objects.filter(owner_session=owner, exercise="").count() >= MAX_LABS_PER_VISITOR:
             raise LabError(f"you have {MAX_LABS_PER_VISITOR} labs already (the limit); delete one first")
         lab = Lab.objects.create(owner_session=owner, name=name, template=template, brokers=broker_count,
                                  seed=secrets.randbits(48))

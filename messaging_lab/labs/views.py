@@ -36,13 +36,19 @@ def _lab_or_404(request: HttpRequest, lab_id: str):  # type: ignore[no-untyped-d
         raise Http404(str(exc)) from None
 
 
+def lab_page_context(request: HttpRequest, lab) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """What templates/labs/lab.html needs for the owner's live page (guided labs extend that page)."""
+    share_url = request.build_absolute_uri(f"/labs/watch/{lab.share_token}/")
+    return {"lab": lab, "read_only": False, "ws_path": f"/ws/labs/{lab.pk}/", "share_url": share_url,
+            "speeds": SPEEDS, "brokers": range(1, lab.brokers + 1), "default_rf": min(3, lab.brokers)}
+
+
 @require_GET
 def lab_detail(request: HttpRequest, lab_id: str) -> HttpResponse:
     lab = _lab_or_404(request, lab_id)
-    share_url = request.build_absolute_uri(f"/labs/watch/{lab.share_token}/")
-    return render(request, "labs/lab.html", {"lab": lab, "read_only": False, "ws_path": f"/ws/labs/{lab.pk}/",
-                                             "share_url": share_url, "speeds": SPEEDS, "brokers": range(1, lab.brokers + 1),
-                                             "default_rf": min(3, lab.brokers)})
+    if lab.exercise:
+        return redirect("exercises:lab", exercise_id=lab.exercise)
+    return render(request, "labs/lab.html", lab_page_context(request, lab))
 
 
 @require_GET

@@ -1,0 +1,1 @@
+"""Guided labs (walkthroughs from ``fixtures/labs``), a learner's progress, and interview practice."""
