@@ -17,6 +17,15 @@ replica's log tail as offset cells coloured by key, the markers (log start,
 HW, LSO, LEO), producers, groups with cursors and lag, the checker's verdict,
 metrics for sparklines and the newest events.
 
+A lab may also have one REST pipeline (:mod:`core_log.rest`): a fleet posting
+readings synchronously to a slow downstream service, for the "why messaging
+exists" and "messaging vs REST" lessons. Its commands are ``add_rest_pipeline``,
+``configure_rest_pipeline``, ``rest_burst``, ``crash_downstream`` and
+``restart_downstream``; the view's ``rest`` section (present once it exists)
+has its counters, latest per-second values and sparklines. Producers can send
+their values as text (the default), JSON, Avro or Protobuf
+(``configure_producer`` with ``serializer``).
+
 Limits (named, enforced with plain errors): :data:`MAX_PRODUCERS`,
 :data:`MAX_CONSUMERS`, a total produce rate of :data:`MAX_TOTAL_RATE_PER_S`
 records/s per lab; topic and broker limits are the cluster's own. The history
@@ -38,6 +47,9 @@ from core_log.messages import TopicPartition
 from core_log.metrics import Metrics
 from core_log.partitioner import murmur2, partition_for_key
 from core_log.producer import ProducerConfig
+from core_log.rest import CALLER_SETTINGS, DOWNSTREAM_SETTINGS, LIMITS as REST_LIMITS
+from core_log.rest import CRASH_MODES, RestError, RestPipeline
+from core_log.serde import SERIALIZERS, serializer_for
 from core_log.workloads import KEY_MODES, LabConsumer, Sink, TelemetryProducer, TransactionalTelemetry
 
 #: Template name → what the learner gets (the lab list shows it).
@@ -72,6 +84,12 @@ EVENTS_IN_VIEW = 60
 PACING_KINDS = ("pause", "resume", "set_speed", "step")  # logged by the runtime, not engine commands
 HIDDEN_EVENT_KINDS = ("ProducerIdAssigned",)  # bookkeeping a learner does not need in the timeline
 HISTORY_HEADROOM_OPS = 50_000  # stop recording this many ops before the history's bound
+REST_PIPELINE_NAME = "rest"  # one per lab: nodes rest-fleet and rest-downstream
+MAX_REST_BURST_READINGS = 50_000
+#: add_rest_pipeline's defaults: a fleet at 50 readings/s against a 100 requests/s service; a spike of
+#: a few thousand readings overflows its queue, connections and buffer within a second.
+REST_DEFAULTS = {"rate_per_s": 50, "capacity_per_s": 100, "workers": 4, "queue": 20, "timeout_ms": 500,
+                 "retries": 2, "backoff_ms": 100, "max_in_flight": 64, "buffer": 200}
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -142,6 +160,7 @@ class LabWorld:
         self.consumers: dict[str, LabConsumer] = {}
         self.sinks: dict[str, Sink] = {}
         self.checking = True
+        self.rest: RestPipeline | None = None
         self._producer_versions: dict[str, int] = {}
         self._setup_sandbox()
 
@@ -252,7 +271,7 @@ class LabWorld:
             raise LabCommandError(f"unknown command {kind!r}; known: {', '.join(sorted(_COMMANDS))}")
         try:
             return handler(self, command) or {}
-        except (ClusterError, ConfigError, AdminError) as exc:
+        except (ClusterError, ConfigError, AdminError, RestError) as exc:
             raise LabCommandError(str(exc)) from None
 
     def _broker(self, args: dict[str, Any]) -> int:
@@ -301,13 +320,13 @@ class LabWorld:
         return sum(p.rate_per_s for n, p in self.producers.items() if n != excluding and p.running)
 
     def _add_producer(self, name: str, topic: str, *, rate_per_s: int, keys: str, machines: int,
-                      config: ProducerConfig) -> TelemetryProducer:
+                      config: ProducerConfig, serializer: str = "text") -> TelemetryProducer:
         version = self._producer_versions.get(name, 0) + 1
         self._producer_versions[name] = version
         client_id = name if version == 1 else f"{name}.v{version}"
         config = replace(config, metadata_max_age_ms=LAB_METADATA_MAX_AGE_MS)
         producer = TelemetryProducer(self.cluster, client_id, topic, rate_per_s=rate_per_s, keys=keys,
-                                     machines=machines, config=config)
+                                     machines=machines, config=config, serializer=serializer)
         producer.producer.record_history = self.checking
         self.producers[name] = producer
         producer.start()
@@ -338,7 +357,7 @@ class LabWorld:
         return {"producer": name}
 
     def _configure_producer(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Change a producer's rate, keys, acks, idempotence or linger (a new client if the configs change)."""
+        """Change a producer's rate, keys, serializer, acks, idempotence or linger (a new client if the configs change)."""
         old = self._producer(args)
         if isinstance(old, TransactionalTelemetry):
             raise LabCommandError("a transactional producer keeps its settings; stop it and add another one")
@@ -351,18 +370,26 @@ class LabWorld:
         acks = _choice(args, "acks", ("0", "1", "all"), old.producer.config.acks)
         idempotence = _bool(args, "enable_idempotence", old.producer.config.enable_idempotence and acks == "all")
         linger = _int(args, "linger_ms", 0, 10_000, old.producer.config.linger_ms)
+        serializer = _choice(args, "serializer", SERIALIZERS, old.serializer.name)
         if idempotence and acks != "all":
             raise LabCommandError("enable.idempotence needs acks=all (Kafka refuses the combination)")
         config = ProducerConfig(acks=acks, enable_idempotence=idempotence, linger_ms=linger,
                                 metadata_max_age_ms=LAB_METADATA_MAX_AGE_MS)
+        format_text = ""
+        if serializer != old.serializer.name:
+            format_text = f" Values are now {serializer}: {serializer_for(serializer).trade}"
         if config == old.producer.config:
             old.set_rate(rate)
             old.keys, old.machines = keys, machines
+            if serializer != old.serializer.name:
+                old.set_serializer(serializer)
             self.cluster.events.emit(self.now_ms(), "ProducerConfigured",
-                                     f"Producer {name} now sends {rate} records/s with keys={keys}.", producer=name)
+                                     f"Producer {name} now sends {rate} records/s with keys={keys}.{format_text}",
+                                     producer=name)
             return {"producer": name, "replaced": False}
         old.stop()
-        self._add_producer(name, old.topic, rate_per_s=rate, keys=keys, machines=machines, config=config)
+        self._add_producer(name, old.topic, rate_per_s=rate, keys=keys, machines=machines, config=config,
+                           serializer=serializer)
         topic = self.cluster.topics[old.topic]
         self.checker.context = CheckerContext(acks=acks, enable_idempotence=idempotence,
                                               replication_factor=topic.replication_factor,
@@ -370,8 +397,8 @@ class LabWorld:
                                               unclean_leader_election=topic.unclean_leader_election)
         self.cluster.events.emit(self.now_ms(), "ProducerConfigured",
                                  f"Producer {name} restarts with acks={acks}, enable.idempotence="
-                                 f"{str(idempotence).lower()}, linger.ms={linger}, {rate} records/s, keys={keys}.",
-                                 producer=name)
+                                 f"{str(idempotence).lower()}, linger.ms={linger}, {rate} records/s, keys={keys}."
+                                 f"{format_text}", producer=name)
         return {"producer": name, "replaced": True}
 
     def _start_producer(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -559,6 +586,68 @@ class LabWorld:
                                  topic=name)
         return {"topic": name}
 
+    # ── the REST pipeline (messaging vs REST) ───────────────────────────────
+    def _rest_settings(self, args: dict[str, Any], names: tuple[str, ...],
+                       defaults: dict[str, int] | None) -> dict[str, int]:
+        """The REST settings given in ``args`` (empty fields skipped), each checked against rest.LIMITS."""
+        settings = {}
+        for name in names:
+            if args.get(name) in (None, ""):
+                if defaults is not None:
+                    settings[name] = defaults[name]
+                continue
+            low, high = REST_LIMITS[name]
+            settings[name] = _int(args, name, low, high)
+        return settings
+
+    def _pipeline(self) -> RestPipeline:
+        if self.rest is None:
+            raise LabCommandError("this lab has no REST pipeline yet; add one first (add_rest_pipeline)")
+        return self.rest
+
+    def _add_rest_pipeline(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A fleet posting readings synchronously to a slow REST downstream (one per lab)."""
+        if self.rest is not None:
+            raise LabCommandError("this lab has a REST pipeline already; change it with configure_rest_pipeline")
+        settings = self._rest_settings(args, CALLER_SETTINGS + DOWNSTREAM_SETTINGS, REST_DEFAULTS)
+        self.rest = RestPipeline(self.cluster, REST_PIPELINE_NAME, **settings)
+        return {"pipeline": REST_PIPELINE_NAME, **settings}
+
+    def _configure_rest_pipeline(self, args: dict[str, Any]) -> dict[str, Any]:
+        pipeline = self._pipeline()
+        settings = self._rest_settings(args, CALLER_SETTINGS + DOWNSTREAM_SETTINGS, None)
+        if not settings:
+            raise LabCommandError(f"say which setting to change: {', '.join(CALLER_SETTINGS + DOWNSTREAM_SETTINGS)}")
+        pipeline.configure(**settings)
+        told = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
+        d = pipeline.downstream
+        self.cluster.events.emit(self.now_ms(), "RestConfigured",
+                                 f"REST pipeline: {told}. The downstream now handles {d.capacity_per_s} requests/s "
+                                 f"({d.workers} workers, {d.service_ms:g} ms each, a queue of {d.queue_limit}).",
+                                 pipeline=REST_PIPELINE_NAME, changes=dict(settings))
+        return {"pipeline": REST_PIPELINE_NAME, "changed": sorted(settings)}
+
+    def _rest_burst(self, args: dict[str, Any]) -> dict[str, Any]:
+        pipeline = self._pipeline()
+        records = _int(args, "records", 1, MAX_REST_BURST_READINGS)
+        c = pipeline.caller
+        self.cluster.events.emit(self.now_ms(), "RestBurst",
+                                 f"The fleet takes a spike of {records} readings at once: {c.max_in_flight} "
+                                 f"connections can wait on the downstream and {c.buffer_limit} readings can wait "
+                                 f"for a connection; the rest have nowhere to go.", pipeline=REST_PIPELINE_NAME)
+        pipeline.caller.burst(records)
+        return {"records": records}
+
+    def _crash_downstream(self, args: dict[str, Any]) -> dict[str, Any]:
+        pipeline = self._pipeline()
+        mode = _choice(args, "mode", CRASH_MODES, "refuse")
+        pipeline.downstream.crash(mode)
+        return {"mode": mode}
+
+    def _restart_downstream(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._pipeline().downstream.restart()
+        return {}
+
     # ── reading ──────────────────────────────────────────────────────────────
     def probe_key(self, key: str) -> dict[str, Any]:
         """Where a key goes: its murmur2 value and partition now, and with other partition counts."""
@@ -709,6 +798,7 @@ class LabWorld:
         sparks[f"partition_skew:{SANDBOX_TOPIC}"] = [
             v for _, v in self.metrics.series("partition_skew", SANDBOX_TOPIC)][-60:]
         events = [e.to_json() for e in list(c.events)[-EVENTS_IN_VIEW:] if e.kind not in HIDDEN_EVENT_KINDS]
+        rest = {"rest": self.rest.view()} if self.rest is not None else {}
         return {
             "time_ms": c.now_ms(), "seed": self.seed, "template": self.template,
             "brokers": brokers, "partitions": partitions,
@@ -723,6 +813,7 @@ class LabWorld:
                                                                "group_lag", "alerts")},
                         "sparks": sparks},
             "events": events,
+            **rest,
         }
 
 
@@ -746,5 +837,10 @@ _COMMANDS: dict[str, Callable[[LabWorld, dict[str, Any]], dict[str, Any]]] = {
     "add_partitions": LabWorld._add_partitions,
     "add_txn_producer": LabWorld._add_txn_producer,
     "alter_topic": LabWorld._alter_topic,
+    "add_rest_pipeline": LabWorld._add_rest_pipeline,
+    "configure_rest_pipeline": LabWorld._configure_rest_pipeline,
+    "rest_burst": LabWorld._rest_burst,
+    "crash_downstream": LabWorld._crash_downstream,
+    "restart_downstream": LabWorld._restart_downstream,
 }
 COMMAND_KINDS = tuple(sorted(_COMMANDS))

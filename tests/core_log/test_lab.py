@@ -204,3 +204,140 @@ def test_more_scenario_templates_behave_as_described():
     assert "G1a" in aborting.checker.verdict().counts
     coop = LabWorld("cooperative-rebalance", seed=11)
     assert {c.consumer.config.partition_assignment_strategy for c in coop.consumers.values()} == {("cooperative-sticky",)}
+
+
+# ── the REST pipeline and serializers ────────────────────────────────────────
+
+def test_a_spike_is_dropped_over_rest_but_buffered_by_the_log_and_its_lag_drains():
+    """Ensure N readings at once against a downstream of capacity C with a short timeout drop readings over REST,
+    while the same N through the topic, read by a consumer processing C/s, all arrive once and the group lag drains."""
+    n, capacity = 3000, 100
+    w = LabWorld("sandbox", seed=12)
+    w.apply({"kind": "stop_producer", "producer": "telemetry"})
+    w.apply({"kind": "add_consumer", "group": "ingest", "rate_per_s": str(capacity)})
+    w.apply({"kind": "add_rest_pipeline", "rate_per_s": "0", "capacity_per_s": str(capacity), "timeout_ms": "200",
+             "retries": "1"})
+    w.advance(10_000)  # the group has joined and read what the producer sent before it stopped
+    ingest = w.consumers["ingest-1"]
+    before = ingest.processed
+    acked_before = w.producers["telemetry"].producer.stats["acked"]
+    w.apply({"kind": "burst", "producer": "telemetry", "records": str(n)})
+    w.apply({"kind": "rest_burst", "records": str(n)})
+    w.advance(w.now_ms() + 5000)
+    rest = w.view()["rest"]["counters"]
+    assert rest["dropped"] > 0 and rest["ok"] < n  # REST: nowhere to put the spike
+    assert w.cluster.events.of_kind("RestDropping")
+    w.advance(w.now_ms() + n * 1000 // capacity + 20_000)
+    rest = w.view()["rest"]["counters"]
+    assert rest["ok"] + rest["dropped"] == n and rest["dropped"] > n // 2
+    # the log: every record acknowledged, processed once by the consumer at capacity C, lag back to 0
+    assert w.producers["telemetry"].producer.stats["acked"] - acked_before == n
+    assert ingest.processed - before == n and w.sinks["ingest"].applied_twice() == 0
+    lag = [v for _, v in w.metrics.series("lag_records", "ingest-1")]  # HW − the consumer's position
+    assert max(lag) > n // 2 and lag[-1] == 0
+    assert w.metrics.latest()["group_lag"]["ingest"]["lag_records"] == 0  # and everything is committed
+    verdict = w.checker.verdict()
+    assert verdict.valid, verdict.counts
+
+
+def test_rest_commands_are_validated_with_named_limits():
+    """Ensure REST commands refuse bad values and missing pipelines with plain reasons, and nothing changes."""
+    w = LabWorld("sandbox", seed=13)
+    for command, reason in (({"kind": "rest_burst", "records": "10"}, "no REST pipeline"),
+                            ({"kind": "crash_downstream"}, "no REST pipeline"),
+                            ({"kind": "add_rest_pipeline", "capacity_per_s": "0"}, "capacity_per_s must be .* 1 to 10000"),
+                            ({"kind": "add_rest_pipeline", "timeout_ms": "5"}, "timeout_ms must be .* 10 to 60000"),
+                            ({"kind": "add_rest_pipeline", "retries": "11"}, "retries must be .* 0 to 10"),
+                            ({"kind": "add_rest_pipeline", "queue": "-1"}, "queue must be"),
+                            ({"kind": "add_rest_pipeline", "max_in_flight": "abc"}, "max_in_flight must be")):
+        with pytest.raises(LabCommandError, match=reason):
+            w.apply(command)
+    assert w.rest is None and "rest" not in w.view()
+    w.apply({"kind": "add_rest_pipeline"})
+    for command, reason in (({"kind": "add_rest_pipeline"}, "already"),
+                            ({"kind": "configure_rest_pipeline"}, "say which setting"),
+                            ({"kind": "configure_rest_pipeline", "workers": "65"}, "workers must be .* 1 to 64"),
+                            ({"kind": "rest_burst", "records": "50001"}, "records must be .* 1 to 50000"),
+                            ({"kind": "crash_downstream", "mode": "explode"}, "mode must be one of refuse, hang"),
+                            ({"kind": "restart_downstream"}, "running"),
+                            ({"kind": "configure_producer", "producer": "telemetry", "serializer": "xml"},
+                             "serializer must be one of text, json, avro, protobuf")):
+        with pytest.raises(LabCommandError, match=reason):
+            w.apply(command)
+    w.apply({"kind": "crash_downstream", "mode": "hang"})
+    with pytest.raises(LabCommandError, match="already hung"):
+        w.apply({"kind": "crash_downstream"})
+
+
+def test_rest_view_section_and_configure():
+    """Ensure the view's rest section has counters, latest rates and sparklines, and configure changes the service."""
+    w = LabWorld("sandbox", seed=14)
+    assert "rest" not in w.view()
+    w.apply({"kind": "add_rest_pipeline", "rate_per_s": "40", "capacity_per_s": "100"})
+    w.advance(w.now_ms() + 5000)
+    rest = w.view()["rest"]
+    assert {"name", "caller", "downstream", "counters", "latest", "sparks", "dropping"} <= set(rest)
+    assert rest["counters"]["ok"] > 150 and rest["counters"]["dropped"] == 0
+    assert rest["latest"]["ok_per_s"] == 40.0 and rest["sparks"]["ok_per_s"][-1] == 40.0
+    assert rest["downstream"]["state"] == "up" and rest["caller"]["rate_per_s"] == 40
+    w.apply({"kind": "configure_rest_pipeline", "capacity_per_s": "20", "workers": "1", "rate_per_s": "",
+             "timeout_ms": "300"})
+    assert w.rest.downstream.service_ms == 50.0 and w.rest.caller.rate_per_s == 40
+    w.advance(w.now_ms() + 10_000)
+    rest = w.view()["rest"]
+    assert rest["counters"]["dropped"] > 0 and rest["latest"]["utilisation"] == 1.0 and rest["dropping"]
+    assert any(e["kind"] == "RestConfigured" for e in w.view()["events"])
+    json.dumps(w.view())
+    w.apply({"kind": "crash_downstream"})
+    assert w.view()["rest"]["downstream"]["state"] == "down"
+    w.apply({"kind": "restart_downstream"})
+    assert w.view()["rest"]["downstream"]["state"] == "up"
+
+
+def test_configure_producer_serializer_changes_the_values_and_keeps_checking():
+    """Ensure serializer=avro makes the telemetry producer send Avro readings (describe says so) and the checker stays green."""
+    from core_log.messages import TopicPartition
+    from core_log.serde import serializer_for
+
+    w = LabWorld("sandbox", seed=15)
+    w.advance(4000)
+    assert w.view()["producers"][0]["serializer"] == "text"
+    w.apply({"kind": "configure_producer", "producer": "telemetry", "serializer": "avro"})
+    w.advance(12_000)
+    p = w.view()["producers"][0]
+    assert p["serializer"] == "avro" and 25 < p["avg_value_bytes"] < 60
+    tp = TopicPartition("machine.telemetry", 0)
+    log = w.cluster.replica(w.cluster.leader_of(tp), tp).log
+    last = list(log.read_records(log.log_end_offset - 1, log.log_end_offset))[0]
+    reading = serializer_for("avro").decode(last.value)
+    assert reading.producer == "telemetry" and reading.machine_id.encode() == last.key
+    w.apply({"kind": "configure_producer", "producer": "telemetry", "serializer": "protobuf", "acks": "1",
+             "enable_idempotence": "false"})  # a new client: the serializer goes with it
+    w.advance(20_000)
+    p = w.view()["producers"][0]
+    assert p["serializer"] == "protobuf" and p["acks"] == "1"
+    assert w.view()["guarantees"]["valid"], w.view()["guarantees"]["anomalies"]
+
+
+def test_replay_rebuilds_rest_counters_and_serializers():
+    """Ensure replaying REST and serializer commands on the same seed gives the identical view, rest section included."""
+    w = LabWorld("sandbox", seed=16)
+    log = []
+    for at, command in ((1000, {"kind": "add_rest_pipeline", "rate_per_s": "80", "capacity_per_s": "60",
+                                "timeout_ms": "250"}),
+                        (4000, {"kind": "rest_burst", "records": "1500"}),
+                        (6000, {"kind": "configure_producer", "producer": "telemetry", "serializer": "json"}),
+                        (8000, {"kind": "crash_downstream", "mode": "refuse"}),
+                        (9000, {"kind": "crash_downstream"}),  # refused (already down): replay refuses it too
+                        (11_000, {"kind": "restart_downstream"}),
+                        (13_000, {"kind": "configure_rest_pipeline", "workers": "8", "capacity_per_s": "200"})):
+        w.advance(at)
+        try:
+            w.apply(command)
+        except LabCommandError:
+            pass
+        log.append((at, command))
+    w.advance(20_000)
+    again = LabWorld.replay("sandbox", 16, log, 20_000)
+    assert again.view() == w.view()
+    assert again.view()["rest"]["counters"]["dropped"] > 0 and again.view()["producers"][0]["serializer"] == "json"
