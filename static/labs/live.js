@@ -94,7 +94,8 @@
       box.appendChild(el("div", { id: "producer-" + p.name, class: "producer" + (p.running ? "" : " stopped") }, [
         el("strong", { text: p.name }),
         el("span", { text: " acks=" + p.acks + " · idempotent " + (p.enable_idempotence ? "yes" : "no") + " · " +
-          p.rate_per_s + "/s · keys " + p.keys + " · acked " + p.acked + " · failed " + p.failed +
+          p.rate_per_s + "/s · keys " + p.keys + (p.serializer ? " · " + p.serializer + (p.avg_value_bytes != null ?
+          " (" + p.avg_value_bytes + " B/value)" : "") : "") + " · acked " + p.acked + " · failed " + p.failed +
           (p.last_error ? " · last error " + p.last_error : "") }),
       ]));
     }
@@ -165,6 +166,26 @@
     for (const a of (m.latest.alerts || [])) box.appendChild(el("p", { class: "error", text: a.text || JSON.stringify(a) }));
   }
 
+  function renderRest(r) {  // the REST pipeline: a fleet posting synchronously to a slow service
+    const box = $("rest"); if (!box) return; box.replaceChildren();
+    const k = r.counters, d = r.downstream, c = r.caller;
+    const ms = (v) => (v == null ? "–" : v + " ms");
+    box.appendChild(el("p", { id: "rest-downstream", class: "rest " + d.state, text: "Downstream " + d.state + " · " +
+      d.capacity_per_s + " requests/s (" + d.workers + " workers, " + d.service_ms + " ms each) · queue " +
+      d.queue_depth + "/" + d.queue }));
+    box.appendChild(el("p", { text: "Fleet " + c.rate_per_s + " readings/s · connections " + c.in_flight + "/" +
+      c.max_in_flight + " · buffer " + c.buffered + "/" + c.buffer + " · timeout " + c.timeout_ms + " ms · retries " + c.retries }));
+    box.appendChild(el("p", { id: "rest-counts", class: k.dropped ? "error" : "", text: "readings " + k.readings +
+      " · ok " + k.ok + " · 503 " + k.rejected_503 + " · timed out " + k.timed_out + " · refused " + k.refused +
+      " · retries " + k.retries + " · dropped " + k.dropped + " (buffer full " + k.dropped_buffer_full + ", gave up " +
+      k.dropped_gave_up + ") · processed twice " + k.duplicates + " · latency p50 " + ms(k.latency_p50_ms) +
+      " p99 " + ms(k.latency_p99_ms) }));
+    const s = r.sparks;
+    for (const name of ["ok_per_s", "dropped_per_s", "rejected_503_per_s", "timed_out_per_s", "queue_depth", "buffer_depth", "latency_p99_ms"])
+      if (s[name]) box.appendChild(spark(s[name], name.replace(/_/g, " ")));
+    if (s.utilisation) box.appendChild(spark(s.utilisation.map((v) => (v == null ? null : v * 100)), "utilisation %"));
+  }
+
   function renderEvents() {
     const box = $("events"); box.replaceChildren();
     for (const e of state.events.slice(-80).reverse()) {
@@ -173,7 +194,7 @@
   }
 
   const renderers = { brokers: renderBrokers, partitions: renderPartitions, producers: renderProducers,
-    groups: renderGroups, guarantees: renderGuarantees, metrics: renderMetrics };
+    groups: renderGroups, guarantees: renderGuarantees, metrics: renderMetrics, rest: renderRest };
 
   function apply(frame) {
     if (frame.type === "error") { $("command-result") && ($("command-result").textContent = frame.message); return; }
