@@ -166,6 +166,11 @@ def check_settings(settings: dict[str, Any]) -> None:
         _check(name, settings[name], *LIMITS[name])
 
 
+def _n(count: int, noun: str) -> str:
+    """``3 readings``, ``1 reading``: a count with its noun."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _bucket(ms: int) -> int:
     """Latency bucket: exact below 100 ms, two significant digits above (bounded memory for percentiles)."""
     if ms < 100:
@@ -648,7 +653,7 @@ class RestPipeline:
         if delta["rejected_503"] and now - self._last_503_ms > DROP_REPORT_INTERVAL_MS:
             self.cluster.events.emit(
                 now, "RestRejecting",
-                f"The downstream answered 503 to {delta['rejected_503']} requests in the last second: its "
+                f"The downstream answered 503 to {_n(delta['rejected_503'], 'request')} in the last second: its "
                 f"{d.workers} workers handle {d.capacity_per_s} requests/s and its queue of {d.queue_limit} is full. "
                 f"The fleet retries each after {c.backoff_ms} ms and gives up after {c.retries} retries.",
                 pipeline=self.name, rejected=delta["rejected_503"])
@@ -669,7 +674,7 @@ class RestPipeline:
             self.cluster.events.emit(
                 now, "RestRecovered",
                 f"The fleet dropped nothing in the last second: it keeps up again. Over the "
-                f"{(now - SAMPLE_INTERVAL_MS - e['since_ms']) // 1000} s before, it dropped {e['dropped']} readings "
+                f"{(now - SAMPLE_INTERVAL_MS - e['since_ms']) // 1000} s before, it dropped {_n(e['dropped'], 'reading')} "
                 f"({', '.join(parts)}) — they are gone: a REST call leaves no log to replay.",
                 pipeline=self.name, dropped=e["dropped"])
             self._episode = None
@@ -689,12 +694,12 @@ class RestPipeline:
         seconds = max(1, min(now - self._last_report_ms, now - self._episode["since_ms"]) // 1000)  # type: ignore[index]
         causes = []
         if u["rejected_503"]:
-            causes.append(f"the downstream answered 503 to {u['rejected_503']} requests (its queue of "
+            causes.append(f"the downstream answered 503 to {_n(u['rejected_503'], 'request')} (its queue of "
                           f"{d.queue_limit} was full)")
         if u["timed_out"]:
-            causes.append(f"{u['timed_out']} requests timed out after {c.timeout_ms} ms")
+            causes.append(f"{_n(u['timed_out'], 'request')} timed out after {c.timeout_ms} ms")
         if u["refused"]:
-            causes.append(f"{u['refused']} connections were refused or reset (the downstream is {d.state})")
+            causes.append(f"{_n(u['refused'], 'connection')} refused or reset (the downstream is {d.state})")
         drops = []
         if u["dropped_gave_up"]:
             drops.append(f"{u['dropped_gave_up']} after {c.retries} retries")
@@ -705,7 +710,7 @@ class RestPipeline:
         lead = f"{when} {' and '.join(causes)}, so the fleet" if causes else f"{when} the fleet"
         self.cluster.events.emit(
             now, "RestDropping",
-            f"{lead} dropped {u['dropped']} readings ({', '.join(drops)}) — a synchronous caller has nowhere "
+            f"{lead} dropped {_n(u['dropped'], 'reading')} ({', '.join(drops)}) — a synchronous caller has nowhere "
             f"to put what the service cannot take.",
             pipeline=self.name, dropped=u["dropped"], rejected=u["rejected_503"], timed_out=u["timed_out"],
             refused=u["refused"])
