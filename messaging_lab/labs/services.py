@@ -10,8 +10,8 @@ from django.http import HttpRequest
 
 from core_log.cluster import MAX_BROKERS
 from core_log.lab import TEMPLATES, LabCommandError
-from messaging_lab.labs.models import MAX_LABS_PER_VISITOR, Lab
-from messaging_lab.labs.runtime import runtime
+from messaging_lab.labs.models import MAX_LABS_PER_VISITOR, Lab, LabCommand
+from messaging_lab.labs.runtime import CONTROL_KINDS, runtime
 
 MAX_NAME_CHARS = 80
 
@@ -53,6 +53,32 @@ def create_lab(request: HttpRequest, template: str, name: str, brokers: str | in
                                  seed=secrets.randbits(48))
     runtime.call(lambda: runtime.create(lab))
     return lab
+
+
+def fork_lab(request: HttpRequest, source: Lab, at_ms: int | None = None, name: str = "") -> Lab:
+    """A new lab of the visitor's that is ``source`` as it was at ``at_ms`` (default: now), to go another way.
+
+    The fork has the source's template, brokers and seed and a copy of its
+    commands up to ``at_ms``; the engine is deterministic, so replaying them
+    rebuilds exactly that moment (on first use, like a lab after a restart).
+    The source is not touched. It counts against the visitor's lab limit.
+    """
+    now_ms = runtime.call(lambda: runtime.state(source.pk)["time_ms"])
+    at_ms = now_ms if at_ms is None else at_ms
+    if not isinstance(at_ms, int) or not 0 <= at_ms <= now_ms:
+        raise LabError(f"fork at a moment between 0 and {now_ms} ms (the lab's simulated time now)")
+    owner = visitor_key(request)
+    name = (name or f"Fork of {source.name} at {at_ms / 1000:.1f} s").strip()[:MAX_NAME_CHARS]
+    with transaction.atomic():
+        if Lab.objects.filter(owner_session=owner, exercise="").count() >= MAX_LABS_PER_VISITOR:
+            raise LabError(f"you have {MAX_LABS_PER_VISITOR} labs already (the limit); delete one first")
+        fork = Lab.objects.create(owner_session=owner, name=name, template=source.template, brokers=source.brokers,
+                                  seed=source.seed, sim_time_ms=at_ms, speed=source.speed, paused=True)
+        commands = [c for c in source.commands.filter(sim_time_ms__lte=at_ms) if c.kind not in CONTROL_KINDS]
+        LabCommand.objects.bulk_create(LabCommand(lab=fork, seq=i, sim_time_ms=c.sim_time_ms, kind=c.kind,
+                                                  args=c.args) for i, c in enumerate(commands, 1))
+    runtime.call(lambda: runtime.get(fork.pk))  # rebuild it now, so the first page load is quick
+    return fork
 
 
 def owned_lab(request: HttpRequest, lab_id: str) -> Lab:

@@ -184,3 +184,27 @@ def test_create_lab_with_five_brokers(client):
     assert b'<option value="5">5</option>' in client.get(f"/labs/{lab.pk}/").content
     bad = client.post("/labs/new", {"template": "sandbox", "name": "x", "brokers": "12"})
     assert bad.status_code == 400 and b"1 to 9 brokers" in bad.content
+
+
+def test_fork_rebuilds_the_moment_and_leaves_the_original_alone(client):
+    """Ensure a fork replays the source's commands up to a moment: same state then, and the two diverge after."""
+    from messaging_lab.labs import services
+    from messaging_lab.labs.runtime import runtime
+
+    lab = _create(client)
+    runtime.call(lambda: runtime.apply(lab.pk, {"kind": "pause"}))
+    runtime.call(lambda: runtime.apply(lab.pk, {"kind": "fast_forward", "seconds": 5}))
+    client.post(f"/labs/{lab.pk}/command", {"kind": "crash_broker", "broker": "2", "mode": "kill"})
+    runtime.call(lambda: runtime.apply(lab.pk, {"kind": "fast_forward", "seconds": 5}))
+    before = client.get(f"/labs/{lab.pk}/state.json").json()
+    request = type("R", (), {"session": client.session})()
+    fork = services.fork_lab(request, lab)
+    forked = client.get(f"/labs/{fork.pk}/state.json").json()
+    assert forked["time_ms"] == before["time_ms"] and forked["paused"] is True
+    for key in ("brokers", "partitions", "groups", "guarantees"):
+        assert forked[key] == before[key], key
+    client.post(f"/labs/{fork.pk}/command", {"kind": "restart_broker", "broker": "2"})
+    assert [b["alive"] for b in client.get(f"/labs/{fork.pk}/state.json").json()["brokers"]] == [True, True, True]
+    assert [b["alive"] for b in client.get(f"/labs/{lab.pk}/state.json").json()["brokers"]] == [True, False, True]
+    with pytest.raises(services.LabError, match="fork at a moment"):
+        services.fork_lab(request, lab, at_ms=before["time_ms"] + 10_000_000)
