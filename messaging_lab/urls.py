@@ -8,4 +8,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("labs/", include("messaging_lab.labs.urls")),
     path("learn/", include("messaging_lab.exercises.urls")),
+    path("practice/", include("messaging_lab.exercises.practice_urls")),
 ]

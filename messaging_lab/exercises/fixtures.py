@@ -76,6 +76,14 @@ class Question:
         words = given.lower()
         return any(a.lower() in words for a in self.accept)
 
+    def right_given(self) -> str:
+        """An answer, as a learner would submit it, that :meth:`is_right` accepts (demos and tests)."""
+        if self.kind == "choice":
+            return str(self.answer)
+        if self.kind == "number":
+            return f"{self.answer:g}"
+        return self.accept[0]
+
     def right_answer(self) -> str:
         if self.kind == "choice":
             return self.choices[self.answer]

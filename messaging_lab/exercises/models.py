@@ -27,3 +27,22 @@ class Progress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.learner[:8]}… {self.exercise_id}: {self.steps_done} step(s)"
+
+
+class PracticeSession(models.Model):
+    """One round of interview practice: questions drawn from the labs, the learner's answers, and where they are.
+
+    ``questions`` is a list of ``[exercise_id, step_id, question_id]``; ``answers``
+    maps the position (as text) to ``{"given", "right", "demo_shown"}``.
+    """
+
+    learner = models.CharField(max_length=64, db_index=True)
+    questions = models.JSONField(default=list)
+    answers = models.JSONField(default=dict)
+    position = models.PositiveSmallIntegerField(default=0)
+    demo_lab = models.ForeignKey("labs.Lab", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]

@@ -12,11 +12,7 @@ EVALUATE_EVERY_MS = 500
 
 
 def right_answer(question) -> str:  # type: ignore[no-untyped-def]
-    if question.kind == "choice":
-        return str(question.answer)
-    if question.kind == "number":
-        return f"{question.answer:g}"
-    return question.accept[0]
+    return question.right_given()
 
 
 def apply(world: LabWorld, command: dict) -> None:
