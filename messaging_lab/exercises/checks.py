@@ -104,12 +104,14 @@ def capture_baseline(world: LabWorld) -> dict[str, Any]:
         "log_start": {str(tp): _leader_log_start(world, tp) for tp in c.controller.partitions},
         "hw": {str(tp): _leader_hw(world, tp) for tp in c.controller.partitions},
         "acked": verdict.acked,
-        "failed": sum(p.describe().get("failed", 0) for p in world.producers.values()),
         "anomalies": dict(verdict.counts),
         "redelivered": sum(v for k, v in counts.items() if int(k) > 1),
         "sink_applied": {g: _sink_applied(world, g) for g in world.sinks},
         "sink_twice": {g: s.applied_twice() for g, s in world.sinks.items()},
         "rebalances": {g: d.get("rebalances", 0) for g, d in _groups(world).items()},
+        "producers": {n: {k: p.describe().get(k, 0) for k in ("client_id", "sent", "requests", "retries", "acked", "failed")}
+                      for n, p in world.producers.items()},
+        "rest": dict(world.rest.view()["counters"]) if getattr(world, "rest", None) is not None else {},
     }
 
 
@@ -223,7 +225,7 @@ def acked_since(ctx: CheckContext, records: int) -> CheckResult:
 @check
 def sends_failed_since(ctx: CheckContext, records: int = 1) -> CheckResult:
     """At least this many sends failed (the producer got an error) since the step began."""
-    failed = sum(p.describe().get("failed", 0) for p in ctx.world.producers.values()) - ctx.baseline["failed"]
+    failed = sum(_producer_delta(ctx, name, "failed") for name in ctx.world.producers)
     return failed >= records, f"{failed} send(s) failed since the step began"
 
 
@@ -479,7 +481,502 @@ def key_partitions(ctx: CheckContext, topic: str, key: str, count: int) -> Check
     return len(found) == count, f"records of {key} are in partition(s) {found or 'none yet'}"
 
 
+# ── producer-side and REST checks (the labs of guide sections 1, 4 and 13) ───
+def _producer_delta(ctx: CheckContext, producer: str, counter: str) -> int:
+    """How much a producer's counter grew since the step began (a reconfigured producer is a new client: from 0)."""
+    now = ctx.world.producers[producer].describe()
+    before = ctx.baseline["producers"].get(producer, {})
+    start = before.get(counter, 0) if before.get("client_id") == now["client_id"] else 0
+    return int(now[counter]) - int(start)
+
+
+def _rest(ctx: CheckContext) -> dict[str, Any]:
+    if getattr(ctx.world, "rest", None) is None:
+        raise LookupError("a REST pipeline")
+    return ctx.world.rest.view()
+
+
+def _rest_delta(ctx: CheckContext, counter: str) -> int:
+    return int(_rest(ctx)["counters"][counter]) - int(ctx.baseline.get("rest", {}).get(counter, 0))
+
+
+@check
+def rest_dropped_since(ctx: CheckContext, readings: int) -> CheckResult:
+    """The REST fleet dropped at least this many readings since the step began (they are gone for good)."""
+    dropped = _rest_delta(ctx, "dropped")
+    rejected, timed_out = _rest_delta(ctx, "rejected_503"), _rest_delta(ctx, "timed_out")
+    return dropped >= readings, (f"{dropped} readings dropped ({rejected} answers were 503, {timed_out} calls "
+                                 f"timed out) — the step wants {readings}")
+
+
+@check
+def rest_no_drops_since(ctx: CheckContext) -> CheckResult:
+    """The REST fleet has dropped nothing since the step began."""
+    dropped = _rest_delta(ctx, "dropped")
+    return dropped == 0, f"{dropped} readings dropped since the step began"
+
+
+@check
+def rest_processed_since(ctx: CheckContext, readings: int) -> CheckResult:
+    """The REST downstream processed at least this many more readings since the step began."""
+    done = _rest_delta(ctx, "processed")
+    return done >= readings, f"the downstream processed {done} more readings (the step wants {readings})"
+
+
+@check
+def downstream_state(ctx: CheckContext, state: str) -> CheckResult:
+    """The REST downstream is in this state (up, or down)."""
+    now = str(_rest(ctx)["downstream"]["state"])
+    return now == state, f"the downstream is {now}"
+
+
+@check
+def value_bytes_at_most(ctx: CheckContext, producer: str, bytes: float) -> CheckResult:
+    """The producer's values average at most this many bytes (the serialiser's size)."""
+    described = ctx.world.producers[producer].describe()
+    avg = float(described.get("avg_value_bytes") or 0)
+    ok = 0 < avg <= bytes
+    return ok, f"{producer} sends {described.get('serializer')} values of {avg:.1f} bytes on average"
+
+
+@check
+def records_per_request_at_least(ctx: CheckContext, producer: str, ratio: float) -> CheckResult:
+    """Since the step began the producer packed at least ``ratio`` records into each produce request (batching)."""
+    sent, requests = _producer_delta(ctx, producer, "sent"), _producer_delta(ctx, producer, "requests")
+    if requests < 5:
+        return False, f"{requests} produce requests so far; waiting for more"
+    per = sent / requests
+    return per >= ratio, f"{sent} records in {requests} requests: {per:.1f} per request (the step wants {ratio:g})"
+
+
+@check
+def producer_retried_since(ctx: CheckContext, producer: str, retries: int = 1) -> CheckResult:
+    """The producer retried at least this many requests since the step began (and kept going)."""
+    more = _producer_delta(ctx, producer, "retries")
+    return more >= retries, f"{producer} retried {more} request(s) since the step began"
+
+
+@check
+def sent_since(ctx: CheckContext, producer: str, records: int) -> CheckResult:
+    """The producer's application kept calling send(): at least this many more records since the step began."""
+    more = _producer_delta(ctx, producer, "sent")
+    return more >= records, f"{producer} sent {more} more record(s) (the step wants {records})"
+
+
 # ── checks for the labs of guide sections 2, 3, 5, 8, 9 and 12 ───────────────
+def _group_list(groups: str) -> list[str]:
+    return [g.strip() for g in groups.split(",") if g.strip()]
+
+
+def _committed(world: LabWorld, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offset per partition of ``topic`` (partitions it never committed are absent)."""
+    out = {}
+    for name, offset in _groups(world)[group]["committed"].items():
+        t, _, p = name.rpartition("-")
+        if t == topic and offset is not None:
+            out[int(p)] = int(offset)
+    return out
+
+
+def _producer_seq(value: str) -> tuple[str, int] | None:
+    """("telemetry", 123) for a telemetry value "telemetry-123"; None for any other value."""
+    client, _, seq = value.rpartition("-")
+    return (client, int(seq)) if client and seq.isdigit() else None
+
+
+@check
+def sim_time_at_least(ctx: CheckContext, seconds: int) -> CheckResult:
+    """The lab's simulated clock has passed this many seconds."""
+    now = ctx.world.now_ms()
+    return now >= seconds * 1000, f"simulated time is {now / 1000:.1f} s (the step wants ≥ {seconds} s)"
+
+
+@check
+def group_state(ctx: CheckContext, group: str, state: str) -> CheckResult:
+    """The group is in this state now (Empty, Stable, PreparingRebalance…)."""
+    g = _groups(ctx.world)[group]
+    return g["state"] == state, f"group {group} is {g['state']} with {len(g['members'])} member(s)"
+
+
+@check
+def groups_processed_since(ctx: CheckContext, groups: str, records: int) -> CheckResult:
+    """Every one of these groups (comma-separated) processed at least this many more records since the step began."""
+    counts = {g: _sink_applied(ctx.world, g) - ctx.baseline["sink_applied"].get(g, 0) for g in _group_list(groups)}
+    short = [g for g, n in counts.items() if n < records]
+    told = ", ".join(f"{g} {n}" for g, n in counts.items())
+    return not short and bool(counts), f"processed since the step began: {told} (the step wants {records} each)"
+
+
+@check
+def each_group_received(ctx: CheckContext, topic: str, groups: str, fraction: float = 0.9,
+                        records: int = 200) -> CheckResult:
+    """Fan-out: each of these groups processed (nearly) every record written to the topic since the step began."""
+    written = sum(_new_records(ctx, topic))
+    if written < records:
+        return False, f"{written} records written to {topic} since the step began (waiting for {records})"
+    counts = {g: _sink_applied(ctx.world, g) - ctx.baseline["sink_applied"].get(g, 0) for g in _group_list(groups)}
+    short = [g for g, n in counts.items() if n < fraction * written]
+    told = ", ".join(f"{g} {n}" for g, n in counts.items())
+    return not short and bool(counts), (f"{written} records written once; processed: {told}"
+                                         + (f" — {', '.join(short)} behind" if short else ""))
+
+
+@check
+def not_reprocessed_since(ctx: CheckContext, group: str, values: int = 0) -> CheckResult:
+    """The group's sink applied at most this many values a second time since the step began (no replay)."""
+    sink = ctx.world.sinks[group]
+    more = sink.applied_twice() - ctx.baseline["sink_twice"].get(group, 0)
+    return more <= values, f"{more} value(s) applied twice by {group} since the step began (at most {values})"
+
+
+@check
+def no_gap_below_commit(ctx: CheckContext, group: str, topic: str) -> CheckResult:
+    """Every retained record below the group's committed offsets was processed by the group: nothing skipped."""
+    seen = getattr(ctx.world.sinks[group], "_seen", {})
+    committed = _committed(ctx.world, group, topic)
+    if not committed:
+        return False, f"{group} has committed no offsets on {topic} yet"
+    missing, checked = 0, 0
+    for p, offset in sorted(committed.items()):
+        for rec in _records(ctx.world, _tp(topic, p)):
+            if rec.offset >= offset:
+                break
+            checked += 1
+            value = rec.value.decode("utf-8", "backslashreplace") if rec.value is not None else "null"
+            if (rec.key, value) not in seen:
+                missing += 1
+    return missing == 0, (f"all {checked} records below {group}'s committed offsets were processed" if not missing
+                          else f"{missing} of {checked} records below {group}'s committed offsets were never processed")
+
+
+@check
+def no_event(ctx: CheckContext, kind: str, field: str = "", value: str = "") -> CheckResult:
+    """No engine event of this kind happened since the step began (optionally with field == value)."""
+    for event in ctx.events:
+        if event.kind == kind and (not field or str(event.fields.get(field)) == value):
+            return False, event.text
+    return True, f"no {kind} event since the step began"
+
+
+@check
+def reset_attempted_since(ctx: CheckContext) -> CheckResult:
+    """The lab's admin client asked the cluster for an offset reset (a preview or an apply) since the step began."""
+    before = int(ctx.baseline.get("admin_requests", 0))  # capture_baseline may record it; otherwise since the start
+    now = int(getattr(ctx.world.admin, "_correlation", 0))
+    return now > before, ("an offset reset was previewed or tried" if now > before
+                          else "no offset reset previewed or tried yet")
+
+
+_RESET_WORDS = {"earliest": "to the earliest offset", "latest": "to the latest offset", "offset": "to offset ",
+                "timestamp": "to the first record at/after", "shift": " by "}
+
+
+@check
+def reset_applied(ctx: CheckContext, group: str, to: str = "", redelivered_at_least: int = 0,
+                  redelivered_at_most: int = -1) -> CheckResult:
+    """An offset reset of the group was applied since the step began (of this kind, re-delivering so many records)."""
+    found = None
+    for event in ctx.events:
+        if event.kind == "OffsetsReset" and event.fields.get("group") == group and \
+                (not to or _RESET_WORDS.get(to, to) in event.text):
+            found = event
+    if found is None:
+        return False, f"no reset of {group}" + (f" ({to})" if to else "") + " applied yet"
+    n = int(found.fields.get("redelivered", 0))
+    if n < redelivered_at_least or 0 <= redelivered_at_most < n:
+        bound = f"≥ {redelivered_at_least}" + (f" and ≤ {redelivered_at_most}" if redelivered_at_most >= 0 else "")
+        return False, f"the reset re-delivers {n} record(s); the step wants {bound}"
+    return True, found.text
+
+
+@check
+def committed_at_log_start(ctx: CheckContext, group: str, topic: str) -> CheckResult:
+    """The group's committed offset of every partition is that partition's log start offset (reset to earliest)."""
+    committed = _committed(ctx.world, group, topic)
+    off = [f"{topic}-{p}: {committed.get(p)} vs {_leader_log_start(ctx.world, _tp(topic, p))}"
+           for p in range(ctx.world.cluster.topics[topic].partitions)
+           if committed.get(p) != _leader_log_start(ctx.world, _tp(topic, p))]
+    return not off, ("every committed offset is at its log start" if not off
+                     else "committed vs log start: " + "; ".join(off[:3]))
+
+
+@check
+def unread_records_deleted(ctx: CheckContext, group: str, topic: str) -> CheckResult:
+    """Retention deleted records the group never read: a committed offset is below its partition's log start."""
+    committed = _committed(ctx.world, group, topic)
+    behind = [f"{topic}-{p}: committed {c} < log start {_leader_log_start(ctx.world, _tp(topic, p))}"
+              for p, c in sorted(committed.items()) if c < _leader_log_start(ctx.world, _tp(topic, p))]
+    if not committed:
+        return False, f"{group} has committed no offsets on {topic}"
+    return bool(behind), ("; ".join(behind[:3]) if behind else f"retention has not passed {group}'s offsets yet")
+
+
+@check
+def committed_at_timestamp(ctx: CheckContext, group: str, topic: str, timestamp_ms: int) -> CheckResult:
+    """The group's committed offsets are, per partition, the first record at or after this timestamp."""
+    committed = _committed(ctx.world, group, topic)
+    off = []
+    for p in range(ctx.world.cluster.topics[topic].partitions):
+        replica = _leader_replica(ctx.world, _tp(topic, p))
+        if replica is None:
+            return False, f"{topic}-{p} has no leader right now"
+        found = replica.log.offset_for_timestamp(timestamp_ms)
+        want = min(found[0], replica.high_watermark) if found else replica.high_watermark
+        if committed.get(p) != want:
+            off.append(f"{topic}-{p}: {committed.get(p)}, not {want}")
+    return not off, (f"every committed offset is the first record at/after t={timestamp_ms} ms" if not off
+                     else "; ".join(off[:3]))
+
+
+@check
+def leaders_spread(ctx: CheckContext, topic: str, brokers: int) -> CheckResult:
+    """The topic's partition leaders sit on at least this many different brokers."""
+    leaders = {u.leader for tp, u in ctx.world.cluster.controller.partitions.items()
+               if tp.topic == topic and u.leader >= 0}
+    if topic not in ctx.world.cluster.topics:
+        return False, f"there is no topic {topic}"
+    return len(leaders) >= brokers, f"{topic}'s leaders are on broker(s) {', '.join(map(str, sorted(leaders)))}"
+
+
+@check
+def topic_replication(ctx: CheckContext, topic: str, low: int, high: int = 0) -> CheckResult:
+    """The topic's replication factor is within [low, high], every partition with replicas on that many brokers."""
+    t = ctx.world.cluster.topics.get(topic)
+    if t is None:
+        return False, f"no topic {topic} yet"
+    rf = t.replication_factor
+    spread = all(len(set(u.replicas)) == rf for tp, u in ctx.world.cluster.controller.partitions.items()
+                 if tp.topic == topic)
+    ok = low <= rf <= (high or low) and spread
+    return ok, f"{topic} has replication factor {rf}" + ("" if spread else " (some partition lacks replicas)")
+
+
+@check
+def topic_config_range(ctx: CheckContext, topic: str, config: str, low: int, high: int) -> CheckResult:
+    """The topic's numeric config (Kafka's name) is within [low, high]."""
+    t = ctx.world.cluster.topics.get(topic)
+    if t is None:
+        return False, f"no topic {topic} yet"
+    value = t.configs.get(config)
+    try:
+        number = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False, f"{topic} has {config}={value}"
+    return low <= number <= high, f"{topic} has {config}={number} (the step wants {low}–{high})"
+
+
+@check
+def order_per_partition_only(ctx: CheckContext, group: str, inversions: int = 5) -> CheckResult:
+    """Each partition reached the group in offset order, yet across partitions later records came before earlier ones."""
+    members = {n for n, lc in ctx.world.consumers.items() if lc.consumer.config.group_id == group}
+    ops = ctx.world.cluster.history.ops
+    since = ctx.baseline["time_ms"]
+    last: dict[tuple[str, str], int] = {}  # (consumer, partition) → producer sequence last applied
+    newest: dict[str, tuple[int, str]] = {}  # consumer → (highest sequence applied, its partition)
+    out_of_order = crossed = 0
+    i = len(ops) - 1
+    while i >= 0 and len(ops) - i <= MAX_RECORDS_SCANNED and ops[i].time_ms >= since:
+        i -= 1
+    for op in ops[i + 1:]:
+        if op.f != "sink" or op.type != "ok" or op.process not in members:
+            continue
+        partition, value = op.value
+        seq = _producer_seq(value)
+        if seq is None or seq[0] != "telemetry":
+            continue
+        key = (op.process, partition)
+        if key in last and seq[1] < last[key]:
+            out_of_order += 1
+        last[key] = seq[1]
+        top = newest.get(op.process)
+        if top is not None and seq[1] < top[0] and top[1] != partition:
+            crossed += 1
+        if top is None or seq[1] > top[0]:
+            newest[op.process] = (seq[1], partition)
+    if out_of_order:
+        return False, f"{out_of_order} record(s) came out of order inside a partition"
+    return crossed >= inversions, (f"inside each partition in order; across partitions {crossed} record(s) arrived "
+                                   f"after a newer reading of another partition (the step wants {inversions})")
+
+
+@check
+def retention_time_respected(ctx: CheckContext, topic: str, seconds: int) -> CheckResult:
+    """Retention by time: no partition keeps a closed segment holding records older than this many seconds."""
+    ages, active_only = [], 0
+    for p in range(ctx.world.cluster.topics[topic].partitions):
+        replica = _leader_replica(ctx.world, _tp(topic, p))
+        if replica is None:
+            return False, f"{topic}-{p} has no leader right now"
+        log = replica.log
+        if len(log.segments) <= 1:
+            active_only += 1  # the active segment is never deleted; it goes once it has rolled
+            continue
+        first = log.read_records(log.log_start_offset, log.log_start_offset + 1)
+        if first:
+            ages.append(ctx.world.now_ms() - first[0].timestamp_ms)
+    note = f"; {active_only} partition(s) hold only their active segment" if active_only else ""
+    if not ages:
+        return False, f"no partition of {topic} has a closed segment yet{note}"
+    oldest = max(ages)
+    return oldest <= seconds * 1000, (f"the oldest record in a closed segment is {oldest / 1000:.0f} s old "
+                                      f"(at most {seconds} s){note}")
+
+
+@check
+def log_size_at_most(ctx: CheckContext, topic: str, bytes: int) -> CheckResult:
+    """Retention by size: every partition's log (on its leader) holds at most this many bytes."""
+    sizes = []
+    for p in range(ctx.world.cluster.topics[topic].partitions):
+        replica = _leader_replica(ctx.world, _tp(topic, p))
+        if replica is None:
+            return False, f"{topic}-{p} has no leader right now"
+        sizes.append(replica.log.size_bytes)
+    return max(sizes) <= bytes, f"the largest partition of {topic} holds {max(sizes)} bytes (at most {bytes})"
+
+
+@check
+def appended_since(ctx: CheckContext, topic: str, records: int) -> CheckResult:
+    """The topic grew by at least this many records at new offsets, and no partition's offsets went back."""
+    grown, back = 0, []
+    for p in range(ctx.world.cluster.topics[topic].partitions):
+        name = f"{topic}-{p}"
+        tp = _tp(topic, p)
+        if _leader_replica(ctx.world, tp) is None:
+            return False, f"{name} has no leader right now"
+        hw, start = _leader_hw(ctx.world, tp), _leader_log_start(ctx.world, tp)
+        if hw < ctx.baseline["hw"].get(name, 0) or start < ctx.baseline["log_start"].get(name, 0):
+            back.append(name)
+        grown += max(0, hw - ctx.baseline["hw"].get(name, 0))
+    if back:
+        return False, f"offsets went back on {', '.join(back)}"
+    return grown >= records, f"{grown} records appended at new offsets; nothing rewritten (the step wants {records})"
+
 
 
 # ── checks for the labs of guide sections 10, 11, 14, 15 and 16 ──────────────
+def _producer_retries(world: LabWorld) -> dict[str, int]:
+    """Retries per producer client id (a reconfigured producer is a new client whose count starts at 0)."""
+    return {str(p.describe().get("client_id", name)): int(p.describe().get("retries", 0) or 0)
+            for name, p in world.producers.items()}
+
+
+@check
+def producer_retried_since(ctx: CheckContext, retries: int = 1) -> CheckResult:
+    """The producers retried at least this many sends since the step began (a retriable error, then resend)."""
+    now = _producer_retries(ctx.world)
+    before = ctx.baseline.get("producer_retries")
+    if before is None:
+        # No baseline count: remember each client's count the first time this check runs (before the
+        # learner acts, or at the latest before a crash's connection resets reach the clients); a client
+        # created later starts at 0.
+        before = ctx.memory.setdefault("retries_at_start", dict(now))
+    more = sum(max(0, n - int(before.get(cid, 0))) for cid, n in now.items())
+    return more >= retries, f"{more} send(s) retried since the step began (the step wants {retries})"
+
+
+@check
+def acks_stalled(ctx: CheckContext, seconds: int) -> CheckResult:
+    """No record was acknowledged for at least this many seconds: the cluster refuses writes rather than lose them."""
+    acked, now = ctx.world.checker.verdict().acked, ctx.world.now_ms()
+    last = ctx.memory.get("last")
+    if last is None or acked != last[0]:
+        ctx.memory["last"] = last = [acked, now]
+    still = (now - last[1]) / 1000
+    return still >= seconds, f"no new acknowledgement for {still:g} s (the step wants {seconds} s)"
+
+
+def _group_of(world: LabWorld, client: str) -> str | None:
+    lab_consumer = world.consumers.get(client)
+    if lab_consumer is not None:
+        return lab_consumer.consumer.config.group_id
+    c = world.cluster.clients.get(client)
+    config = getattr(c, "config", None)
+    return getattr(config, "group_id", None)
+
+
+def _group_anomalies(ctx: CheckContext, group: str, name: str) -> dict[str, int]:
+    """Anomalies since the step began whose poll was made by a member of ``group``, counted by name."""
+    verdict = ctx.world.checker.verdict()
+    ops = ctx.world.cluster.history.ops
+    since = ctx.baseline["time_ms"]
+    found: dict[str, int] = {}
+    for anomaly_name, instances in verdict.anomalies.items():
+        if name and anomaly_name != name:
+            continue
+        for anomaly in instances:
+            polls = [ops[i] for i in anomaly.op_indexes if i < len(ops) and ops[i].f == "poll"]
+            if any(op.time_ms >= since and _group_of(ctx.world, op.process) == group for op in polls):
+                found[anomaly_name] = found.get(anomaly_name, 0) + 1
+    return found
+
+
+@check
+def anomaly_in_group(ctx: CheckContext, name: str, group: str, count: int = 1) -> CheckResult:
+    """Members of this group read records showing this anomaly (e.g. G1a) since the step began."""
+    n = _group_anomalies(ctx, group, name).get(name, 0)
+    return n >= count, f"{n} new {name} in reads by group {group} (the step wants {count})"
+
+
+@check
+def no_anomaly_in_group(ctx: CheckContext, group: str, name: str = "", reads: int = 1) -> CheckResult:
+    """The group processed at least ``reads`` records since the step began, and none of its reads shows an anomaly."""
+    found = _group_anomalies(ctx, group, name)
+    if found:
+        return False, f"group {group} read: " + ", ".join(f"{n} ×{c}" for n, c in sorted(found.items()))
+    more = _sink_applied(ctx.world, group) - ctx.baseline["sink_applied"].get(group, 0)
+    if more < reads:
+        return False, f"group {group} processed {more} record(s) so far (the step wants {reads} to judge)"
+    return True, f"group {group} processed {more} records and none of its reads shows an anomaly"
+
+
+@check
+def member_removed_after(ctx: CheckContext, group: str, consumer: str, ms: int) -> CheckResult:
+    """The crashed consumer was removed from the group no sooner than ``ms`` after it crashed (session.timeout.ms)."""
+    crashed = next((e.time_ms for e in ctx.events if e.kind == "ConsumerCrashed"
+                    and e.fields.get("client") == consumer), None)
+    if crashed is None:
+        return False, f"{consumer} has not crashed in this step"
+    removed = next((e.time_ms for e in ctx.events if e.kind == "GroupMemberRemoved" and e.time_ms >= crashed
+                    and e.fields.get("group") == group and e.fields.get("client") == consumer), None)
+    if removed is None:
+        waited = (ctx.world.now_ms() - crashed) / 1000
+        return False, f"{consumer} crashed {waited:g} s ago; the coordinator still counts it as a member"
+    took = removed - crashed
+    return took >= ms, f"the coordinator removed {consumer} {took / 1000:g} s after it crashed"
+
+
+@check
+def lag_on_one_partition(ctx: CheckContext, group: str, share: float, records: int) -> CheckResult:
+    """The group lags at least ``records`` and one partition holds at least ``share`` of that lag (a hot partition)."""
+    view = ctx.world.metrics.latest().get("group_lag", {})[group]
+    lags = {p: (lag or 0) for p, lag in view["partitions"].items()}
+    total = sum(lags.values())
+    if total < records or not lags:
+        return False, f"{group} lags {total} records (the step wants ≥ {records})"
+    top = max(sorted(lags), key=lambda p: lags[p])
+    part = lags[top] / total
+    return part >= share, f"{group} lags {total} records; {top} holds {part:.0%} of it"
+
+
+@check
+def no_anomaly_for_producer(ctx: CheckContext, producer: str, name: str, records: int = 1) -> CheckResult:
+    """None of the records the producer's current client sent shows this anomaly (duplicate, lost-write…)."""
+    client = str(ctx.world.producers[producer].describe().get("client_id", producer))
+    prefix = f"{client}-"
+    found = sum(1 for a in ctx.world.checker.verdict().anomalies.get(name, ())
+                if any(str(v).startswith(prefix) for v in a.values))
+    acked = int(ctx.world.producers[producer].describe().get("acked", 0) or 0)
+    if found:
+        return False, f"{found} {name} among the records of {client}"
+    if acked < records:
+        return False, f"{client} has {acked} acknowledged record(s) so far (the step wants {records} to judge)"
+    return True, f"no {name} among {client}'s {acked} acknowledged records"
+
+
+@check
+def lag_gap_at_least(ctx: CheckContext, behind: str, ahead: str, records: int) -> CheckResult:
+    """Group ``behind`` lags at least ``records`` more than group ``ahead`` on the same log (it sees records later)."""
+    lag_behind, lag_ahead = _lag(ctx.world, behind), _lag(ctx.world, ahead)
+    gap = lag_behind - lag_ahead
+    return gap >= records, f"{behind} lags {lag_behind} records, {ahead} lags {lag_ahead} (the step wants a gap ≥ {records})"
+
