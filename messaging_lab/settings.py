@@ -149,6 +149,7 @@ INSTALLED_APPS = [
     "channels",
     "messaging_lab.labs",
     "messaging_lab.exercises",
+    "messaging_lab.classroom",
 ]
 
 MIDDLEWARE = [

@@ -9,4 +9,5 @@ urlpatterns = [
     path("labs/", include("messaging_lab.labs.urls")),
     path("learn/", include("messaging_lab.exercises.urls")),
     path("practice/", include("messaging_lab.exercises.practice_urls")),
+    path("", include("messaging_lab.classroom.urls")),  # /join and /classroom/…
 ]
