@@ -854,26 +854,6 @@ def appended_since(ctx: CheckContext, topic: str, records: int) -> CheckResult:
 
 
 # ── checks for the labs of guide sections 10, 11, 14, 15 and 16 ──────────────
-def _producer_retries(world: LabWorld) -> dict[str, int]:
-    """Retries per producer client id (a reconfigured producer is a new client whose count starts at 0)."""
-    return {str(p.describe().get("client_id", name)): int(p.describe().get("retries", 0) or 0)
-            for name, p in world.producers.items()}
-
-
-@check
-def producer_retried_since(ctx: CheckContext, retries: int = 1) -> CheckResult:
-    """The producers retried at least this many sends since the step began (a retriable error, then resend)."""
-    now = _producer_retries(ctx.world)
-    before = ctx.baseline.get("producer_retries")
-    if before is None:
-        # No baseline count: remember each client's count the first time this check runs (before the
-        # learner acts, or at the latest before a crash's connection resets reach the clients); a client
-        # created later starts at 0.
-        before = ctx.memory.setdefault("retries_at_start", dict(now))
-    more = sum(max(0, n - int(before.get(cid, 0))) for cid, n in now.items())
-    return more >= retries, f"{more} send(s) retried since the step began (the step wants {retries})"
-
-
 @check
 def acks_stalled(ctx: CheckContext, seconds: int) -> CheckResult:
     """No record was acknowledged for at least this many seconds: the cluster refuses writes rather than lose them."""
