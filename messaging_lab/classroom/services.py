@@ -47,6 +47,7 @@ PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+VERDICTS_TIMEOUT_S = 5.0  # the dashboard waits this long for the engine thread, then shows no verdicts this time
 TOP_TEXT_ANSWERS = 10  # a short-text reveal lists the most given answers, at most this many
 
 
@@ -501,7 +502,12 @@ def _verdicts(lab_ids: list[str]) -> dict[str, dict[str, Any]]:
                            "anomalies": sorted(verdict.counts.items()), "paused": running.paused,
                            "time_ms": running.world.now_ms()}
         return out
-    return runtime.call(read) if lab_ids else {}
+    if not lab_ids:
+        return {}
+    try:
+        return runtime.call(read, timeout=VERDICTS_TIMEOUT_S)
+    except TimeoutError:  # a lab being rebuilt after a restart holds the engine thread; show "–" this time
+        return {}
 
 
 def dashboard(classroom: Classroom) -> list[dict[str, Any]]:
