@@ -123,7 +123,7 @@ class ClassroomConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             reply = await self._act(kind, content)
-        except services.ClassroomError as exc:
+        except (services.ClassroomError, TypeError, ValueError) as exc:  # a bad field: say so, keep the socket
             await self._error(str(exc))
             return
         if reply is not None:

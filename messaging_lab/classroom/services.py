@@ -357,6 +357,11 @@ def pause_all(classroom: Classroom, paused: bool = True) -> int:
 
 
 # ── questions ────────────────────────────────────────────────────────────────
+def _is_number(text: str) -> bool:
+    """ASCII digits only, and few of them ("²".isdigit() is true, yet int("²") fails)."""
+    return 1 <= len(text) <= 3 and text.isascii() and text.isdigit()
+
+
 def current_question(classroom: Classroom) -> Question | None:
     return classroom.questions.first()  # the newest pushed; pushing another replaces it
 
@@ -380,7 +385,7 @@ def push_question(classroom: Classroom, kind: str, prompt: str, options: list[st
             raise ClassroomError(f"an option has at most {m.MAX_OPTION_CHARS} characters")
         if len({o.casefold() for o in options}) != len(options):
             raise ClassroomError("two options are the same")
-        if not (right.isdigit() and 1 <= int(right) <= len(options)):
+        if not (_is_number(right) and 1 <= int(right) <= len(options)):
             raise ClassroomError(f"say which option is right: a number from 1 to {len(options)}")
         right = str(int(right) - 1)
     elif kind == Question.TEXT:
@@ -421,7 +426,7 @@ def distribution(question: Question) -> dict[str, Any]:
     if question.kind == Question.CHOICE:
         counts = [0] * len(question.options)
         for given in answers:
-            if given.isdigit() and int(given) < len(counts):
+            if _is_number(given) and int(given) < len(counts):
                 counts[int(given)] += 1
         return {"answers": len(answers), "counts": counts}
     tally: dict[str, list[Any]] = {}
@@ -456,7 +461,7 @@ def answer(student: Student, question_id: int | str, given: Any) -> dict[str, An
         raise ClassroomError("an answer is a text (or an option's number)")
     given = " ".join(str(given).split())
     if question.kind == Question.CHOICE:
-        if not (given.isdigit() and int(given) < len(question.options)):
+        if not (_is_number(given) and int(given) < len(question.options)):
             raise ClassroomError(f"choose one of the {len(question.options)} options")
         given = str(int(given))
     elif not 1 <= len(given) <= m.MAX_TEXT_ANSWER_CHARS:

@@ -238,7 +238,8 @@ def test_push_answer_reveal_through_the_services():
     services.answer(students[1], question.pk, 1)
     with pytest.raises(services.ClassroomError, match="already"):
         services.answer(students[0], question.pk, "1")
-    for given, expected in (("2", "one of the 2"), ("x", "one of the 2"), (None, "a text"), (True, "a text")):
+    for given, expected in (("2", "one of the 2"), ("x", "one of the 2"), ("²", "one of the 2"), ("-1", "one of the 2"),
+                            (10**30, "one of the 2"), (None, "a text"), (True, "a text"), ([0], "a text")):
         with pytest.raises(services.ClassroomError, match=expected):
             services.answer(students[2], question.pk, given)
     with pytest.raises(services.ClassroomError, match="not the question"):
@@ -498,14 +499,18 @@ def test_bad_class_messages_get_error_frames_and_the_socket_stays_open():
     ines = _instructor()
     classroom = _classroom(ines)
     sam_client, _ = _join(classroom, "Sam")
+    question = services.push_question(classroom, "choice", "Which?", ["a", "b"], "1")
 
     async def scenario() -> None:
         ws = _communicator(classroom.pk, sam_client)
         assert (await ws.connect())[0]
         await _until(ws, "hello")
         for raw, expected in (("{nope", "not JSON"), ("[1, 2]", "messages are"), ('{"type": "dance"}', "messages are"),
-                              ("x" * 5000, "at most 4096"), ('{"type": "answer", "question": 1, "answer": "0"}',
-                                                             "not the question")):
+                              ("x" * 5000, "at most 4096"), ('{"type": "answer", "question": 0, "answer": "0"}',
+                                                             "not the question"),
+                              ('{"type": "answer", "question": "%d", "answer": "\u00b2"}' % question.pk, "choose one"),
+                              ('{"type": "answer", "question": %d, "answer": {"a": 1}}' % question.pk, "a text"),
+                              ('{"type": "push", "kind": "choice", "prompt": "p", "options": ["a", "b"]}', "only the")):
             await ws.send_to(text_data=raw)
             assert expected in (await _until(ws, "error"))["message"], raw[:20]
         await ws.send_json_to({"type": "ping"})
@@ -552,3 +557,17 @@ def test_answers_pushed_from_a_view_reach_the_socket():
         await ws.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_deleting_a_class_deletes_its_lab_but_not_the_students_forks():
+    """Ensure delete removes the class, its students and the instructor's lab; a student's fork stays theirs."""
+    ines = _instructor()
+    classroom = _classroom(ines)
+    student, sam = _join(classroom, "Sam")
+    student.post(f"/classroom/{classroom.pk}/fork")
+    sam.refresh_from_db()
+    fork_id, lab_id = sam.lab_id, classroom.lab_id
+    assert ines.post(f"/classroom/{classroom.pk}/delete")["Location"] == "/classroom/"
+    assert not Classroom.objects.exists() and not Student.objects.exists()
+    assert not Lab.objects.filter(pk=lab_id).exists() and Lab.objects.filter(pk=fork_id).exists()
+    assert student.get(f"/classroom/{classroom.pk}/")["Location"] == "/join"
