@@ -89,8 +89,8 @@ def test_lag_on_one_partition_sees_a_hot_key_but_not_an_even_backlog():
     assert ok is False and "holds" in detail
     world.apply({"kind": "add_consumer", "group": "dashboard"})
     world.apply({"kind": "configure_producer", "producer": "telemetry", "keys": "hot", "rate_per_s": 400})
-    _run(world, 25)
-    ok, detail = run_check("lag_on_one_partition", _ctx(world), {"group": "dashboard", "share": 0.8, "records": 1000})
+    _run(world, 15)
+    ok, detail = run_check("lag_on_one_partition", _ctx(world), {"group": "dashboard", "share": 0.8, "records": 500})
     assert ok, detail
 
 
