@@ -112,7 +112,13 @@ def capture_baseline(world: LabWorld) -> dict[str, Any]:
         "producers": {n: {k: p.describe().get(k, 0) for k in ("client_id", "sent", "requests", "retries", "acked", "failed")}
                       for n, p in world.producers.items()},
         "rest": dict(world.rest.view()["counters"]) if getattr(world, "rest", None) is not None else {},
+        "admin_requests": _admin_requests(world),
     }
+
+
+def _admin_requests(world: LabWorld) -> int:
+    """How many requests the lab's admin client has sent (its correlation counter): resets tried, previews."""
+    return int(getattr(world.admin, "_correlation", 0))
 
 
 def _leader_log_start(world: LabWorld, tp: TopicPartition) -> int:
@@ -662,7 +668,7 @@ def no_event(ctx: CheckContext, kind: str, field: str = "", value: str = "") -> 
 def reset_attempted_since(ctx: CheckContext) -> CheckResult:
     """The lab's admin client asked the cluster for an offset reset (a preview or an apply) since the step began."""
     before = int(ctx.baseline.get("admin_requests", 0))  # capture_baseline may record it; otherwise since the start
-    now = int(getattr(ctx.world.admin, "_correlation", 0))
+    now = _admin_requests(ctx.world)
     return now > before, ("an offset reset was previewed or tried" if now > before
                           else "no offset reset previewed or tried yet")
 
