@@ -72,6 +72,7 @@ from core_log.messages import (
 from core_log import txn as txn_module
 from core_log.group import GroupCoordinator, coordinator_handlers
 from core_log.offsets import OFFSETS_TOPIC, partition_for_group
+from core_log.network import Deadlines
 from core_log.partition import FollowerState, LeaderState, PendingProduce
 from core_log.records import ControlType, encode_control_batch, iter_batches, read_batch_header
 from core_log.replica import Replica
@@ -111,6 +112,7 @@ class Broker:
         self._fetch_in_flight: dict[TopicPartition, int] = {}  # follower: correlation id of its fetch
         self._parked: dict[TopicPartition, list[tuple[FetchRequest, str, int]]] = {}
         self._correlation = 0
+        self._deadlines = Deadlines(cluster.schedule, cluster.now_ms)  # follower fetch timeouts, parked fetches
         self.crash_count = 0
         self.groups = GroupCoordinator(self, random.Random(cluster.rng.getrandbits(64)))
         self.txn = txn_module.TransactionCoordinator(self)
@@ -167,6 +169,7 @@ class Broker:
         self.metadata.clear()
         self._fetch_in_flight.clear()
         self._parked.clear()
+        self._deadlines.clear()
 
     def _every(self, interval_ms: int, action: Callable[[], None], immediately: bool = False) -> None:
         incarnation = self.incarnation
@@ -380,13 +383,14 @@ class Broker:
                 if r is not None and r.leader_epoch == leader_epoch:
                     self._follower_fetch(tp)
 
-        self.cluster.schedule(cfg.replica_socket_timeout_ms, timeout)
+        self._deadlines.add(cfg.replica_socket_timeout_ms, correlation, timeout)
 
     def _on_fetch_response(self, resp: FetchResponse, src: str = "") -> None:
         tp = resp.tp
         if self._fetch_in_flight.get(tp) != resp.correlation_id:
             return
         del self._fetch_in_flight[tp]
+        self._deadlines.cancel(self.cluster.config.replica_socket_timeout_ms, resp.correlation_id)
         replica = self.replicas.get(tp)
         if replica is None or tp in self.leading:
             return
@@ -401,10 +405,12 @@ class Broker:
             return
         if resp.records:
             try:
+                # Like Kafka's followers: check each batch's header and CRC, append its bytes as they came.
                 for batch in iter_batches(resp.records):
                     if batch.base_offset < replica.log_end_offset:
                         continue
-                    replica.log.append(batch.to_bytes(), assign_offsets=False)
+                    batch = batch.detached()
+                    replica.log.append(batch.buffer, assign_offsets=False, checked=batch)
                     replica.epoch_cache.assign(batch.partition_leader_epoch, batch.base_offset)
                     replica.apply_batch(batch, batch.base_offset)
             except (CorruptRecordError, CoreLogError) as exc:
@@ -488,7 +494,7 @@ class Broker:
                     self._reply_fetch(r, s, NONE)
                     return
 
-        self.cluster.schedule(req.max_wait_ms, expire)
+        self._deadlines.add(req.max_wait_ms, token, expire)
 
     def _wake_parked(self, tp: TopicPartition) -> None:
         parked = self._parked.pop(tp, [])
@@ -497,6 +503,7 @@ class Broker:
         for req, src, token in parked:
             upper = _fetch_upper(replica, req) if replica else 0
             if replica is None or req.fetch_offset < upper:
+                self._deadlines.cancel(req.max_wait_ms, token)
                 self._reply_fetch(req, src, NONE)
             else:
                 still.append((req, src, token))
@@ -619,7 +626,7 @@ class Broker:
             reply(check.error, -1)
             return
         try:
-            info = replica.log.append(req.records, leader_epoch=state.leader_epoch)
+            info = replica.log.append(req.records, leader_epoch=state.leader_epoch, checked=batch)
         except CoreLogError as exc:
             reply(getattr(exc, "kafka_name", INVALID_RECORD), -1)
             return

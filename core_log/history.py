@@ -303,20 +303,20 @@ def _check_str(what: str, x: Any) -> str:
 
 
 def _partitions(f: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+    if not _is_sequence(value):
         raise HistoryError(f"an {f} value must be a sequence of partitions, got {value!r}")
     return tuple(_check_str("a partition", p) for p in value)
 
 
 def _sink_value(value: Any) -> tuple[str, str]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+    if not _is_sequence(value) or len(value) != 2:
         raise HistoryError(f"a sink value must be (partition, value), got {value!r}")
     return (_check_str("a partition", value[0]), _check_str("a sunk value", value[1]))
 
 
 def _normalize_invoke_value(f: str, value: Any) -> Any:
     if f == "send":
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) not in (2, 3) \
+        if not _is_sequence(value) or len(value) not in (2, 3) \
                 or (len(value) == 3 and value[2] != "txn"):
             raise HistoryError(f"a send invoke's value must be (partition, value) or (partition, value, 'txn'), "
                                f"got {value!r}")
@@ -331,10 +331,18 @@ def _normalize_invoke_value(f: str, value: Any) -> Any:
     return None
 
 
+def _is_sequence(value: Any) -> bool:
+    """A sequence that is not text (tuples and lists first: the ABC check is slow, and this is hot)."""
+    cls = type(value)
+    if cls is tuple or cls is list:
+        return True
+    return not isinstance(value, (str, bytes)) and isinstance(value, Sequence)
+
+
 def _normalize_completion_value(invoke_op: Op, type: str, value: Any) -> Any:
     f = invoke_op.f
     if f == "send":
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 3:
+        if not _is_sequence(value) or len(value) != 3:
             raise HistoryError(f"a send {type}'s value must be (partition, offset, value), got {value!r}")
         partition, offset, sent = value
         if (partition, sent) != tuple(invoke_op.value[:2]):
@@ -351,17 +359,17 @@ def _normalize_completion_value(invoke_op: Op, type: str, value: Any) -> Any:
             if value is not None:
                 raise HistoryError(f"a poll {type} carries no reads (use None), got {value!r}")
             return None
-        if not isinstance(value, Mapping):
+        if value.__class__ is not dict and not isinstance(value, Mapping):
             raise HistoryError(f"a poll ok's value must map partitions to (offset, value) pairs, got {value!r}")
         reads: dict[str, tuple[tuple[int, str], ...]] = {}
         for partition in sorted(value):
             _check_str("a partition", partition)
             pairs = value[partition]
-            if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+            if not _is_sequence(pairs):
                 raise HistoryError(f"reads of {partition} must be a sequence of (offset, value), got {pairs!r}")
             checked = []
             for pair in pairs:
-                if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2 \
+                if not _is_sequence(pair) or len(pair) != 2 \
                         or not _is_offset(pair[0]):
                     raise HistoryError(f"a read of {partition} must be (offset >= 0, value), got {pair!r}")
                 checked.append((pair[0], _check_str("a read value", pair[1])))

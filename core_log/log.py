@@ -150,6 +150,7 @@ class AppendInfo:
     size_bytes: int
     segment_base_offset: int
     rolled: bool  # a new segment was started for this append
+    batches: tuple[RecordBatch, ...] = ()  # the headers of the batches written, as appended (offsets stamped)
 
 
 @dataclass(frozen=True)
@@ -348,6 +349,7 @@ class Log:
         leader_epoch: int | None = None,
         assign_offsets: bool = True,
         verify_records: bool = False,
+        checked: RecordBatch | None = None,
     ) -> AppendInfo:
         """Append one or more whole batches; all or nothing.
 
@@ -355,24 +357,30 @@ class Log:
         continue from the log end. Without it (a follower copying its leader's
         batches), the batches keep their offsets, which must start at or after
         the log end. ``leader_epoch`` is stamped into every batch when given.
+        ``checked`` is the header of ``data`` when the caller has already parsed
+        and CRC-checked it as the one batch ``data`` holds (its CRC is not checked twice).
 
         Raises CorruptRecordError (bad bytes), RecordBatchTooLargeError,
         InvalidRecordError (e.g. a record without a key on a compacted log) or
         LogClosedError; nothing is written in any of those cases.
         """
         self._check_open()
-        buf = bytearray(data)  # a private copy: offsets and epochs are stamped into it
+        stamp = assign_offsets or leader_epoch is not None
+        buf = bytearray(data) if stamp else data  # a private copy: offsets and epochs are stamped into it
         batches: list[RecordBatch] = []
         position = 0
         next_offset = self.log_end_offset
         record_count = 0
         max_ts, offset_of_max_ts = NO_TIMESTAMP, next_offset
+        if checked is not None and (checked.position != 0 or checked.size_bytes != len(buf)):
+            checked = None  # not the header of exactly this data: check everything
         while position < len(buf):
-            batch = read_batch_header(buf, position)
+            batch = checked or read_batch_header(buf, position)
             if batch.size_bytes > self.config.max_batch_bytes:
                 raise RecordBatchTooLargeError(
                     f"batch of {batch.size_bytes} bytes exceeds max_batch_bytes={self.config.max_batch_bytes}")
-            batch.validate()
+            if checked is None:
+                batch.validate()
             if verify_records or self.config.compact:
                 records = batch.records()
                 if self.config.compact and not batch.is_control and any(r.key is None for r in records):
@@ -407,7 +415,7 @@ class Log:
             self._oldest_unflushed_ms = self.clock.now_ms()
         self.maybe_flush()
         return AppendInfo(first_offset, last_offset, record_count, len(batches), max_ts, len(buf),
-                          seg.base_offset, rolled)
+                          seg.base_offset, rolled, tuple(batches))
 
     def _maybe_roll(self, size_bytes: int, max_timestamp_ms: int, last_offset: int, first_offset: int) -> bool:
         """Roll before an append if the active segment is full, old, or its index is full."""

@@ -1,8 +1,11 @@
 """The messages brokers, the controller and clients exchange over ``network.py``.
 
-Each is a frozen dataclass named after the Kafka API it stands for (Produce,
+Each is a dataclass named after the Kafka API it stands for (Produce,
 Fetch, Metadata, InitProducerId, AlterPartition, BrokerHeartbeat) and carries
-the fields of that API the engine uses. Errors are Kafka's error names.
+the fields of that API the engine uses. Errors are Kafka's error names. Messages
+are never changed once sent: most are frozen; the ones sent for every record
+(Produce, Fetch and their responses, the ``Envelope``) are plain slotted
+dataclasses only because a frozen one costs several times as much to build.
 
 Differences from Kafka:
 
@@ -136,7 +139,7 @@ class AlterPartitionResponse:
 # ── replication and consumption ──────────────────────────────────────────────
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FetchRequest:
     """A follower (``replica_id`` ≥ 0) or a consumer (``replica_id`` = -1) asks for records."""
 
@@ -151,7 +154,7 @@ class FetchRequest:
     isolation_level: int = 0  # 0 read_uncommitted (up to the HW), 1 read_committed (up to the LSO)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FetchResponse:
     tp: TopicPartition
     error: str
@@ -190,7 +193,7 @@ class MetadataResponse:
     correlation_id: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ProduceRequest:
     tp: TopicPartition
     acks: int  # 0, 1 or -1 (all)
@@ -200,7 +203,7 @@ class ProduceRequest:
     client_id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ProduceResponse:
     tp: TopicPartition
     error: str
@@ -473,7 +476,7 @@ class TxnOffsetCommitResponse:
     correlation_id: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Envelope:
     """What travels on a link: a message plus where it came from and which process incarnations it binds."""
 

@@ -10,6 +10,10 @@ nothing addressed to the old process reaches the new one).
 All randomness comes from the ``rng`` handed in, so a seed replays a run. The
 network never reads a clock; the cluster's scheduler calls back at delivery time.
 
+:class:`Deadlines` holds a node's request timeouts: many timeouts of one
+duration cost one scheduled event at a time, as Kafka's clients check their
+requests' deadlines in their poll loop instead of arming a timer per request.
+
 Differences from Kafka: a lost message is silently gone; clients notice through
 their request timeouts rather than through a connection reset.
 """
@@ -94,6 +98,64 @@ class FaultPlan:
                 if peers is None or b in peers:
                     return True
         return False
+
+
+class Deadlines:
+    """Timeouts of requests, each ``timeout_ms`` after it was added; one scheduled event at a time.
+
+    Entries of one duration expire in the order they were added, so only the
+    oldest needs a timer: when it fires, every entry whose deadline has come runs
+    its ``action`` (in the order added), and the timer is set for the next one.
+    An action runs exactly at its deadline, as a timer of its own would. A key
+    must be new (correlation ids are); :meth:`cancel` forgets an answered request.
+    """
+
+    __slots__ = ("_schedule", "_now_ms", "_fifos", "_armed")
+
+    def __init__(self, schedule: Callable[[int, Callable[[], None]], None], now_ms: Callable[[], int]) -> None:
+        self._schedule = schedule
+        self._now_ms = now_ms
+        self._fifos: dict[int, dict[object, tuple[int, Callable[[], None]]]] = {}  # timeout_ms → key → entry
+        self._armed: set[int] = set()  # durations with a timer pending
+
+    def add(self, timeout_ms: int, key: object, action: Callable[[], None]) -> None:
+        fifo = self._fifos.get(timeout_ms)
+        if fifo is None:
+            fifo = self._fifos[timeout_ms] = {}
+        fifo[key] = (self._now_ms() + timeout_ms, action)
+        if timeout_ms not in self._armed:
+            self._arm(timeout_ms, timeout_ms)
+
+    def cancel(self, timeout_ms: int, key: object) -> None:
+        fifo = self._fifos.get(timeout_ms)
+        if fifo is not None:
+            fifo.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget every entry (the node's process died); pending timers then find nothing to do."""
+        for fifo in self._fifos.values():
+            fifo.clear()
+
+    def __len__(self) -> int:
+        return sum(len(f) for f in self._fifos.values())
+
+    def _arm(self, timeout_ms: int, delay_ms: int) -> None:
+        self._armed.add(timeout_ms)
+        self._schedule(delay_ms, lambda: self._fire(timeout_ms))
+
+    def _fire(self, timeout_ms: int) -> None:
+        # Still marked armed while actions run: one they trigger may add entries (they go last).
+        fifo = self._fifos[timeout_ms]
+        now = self._now_ms()
+        while fifo:
+            key = next(iter(fifo))
+            deadline, action = fifo[key]
+            if deadline > now:
+                self._arm(timeout_ms, deadline - now)
+                return
+            del fifo[key]
+            action()
+        self._armed.discard(timeout_ms)
 
 
 class Network:

@@ -64,11 +64,15 @@ class LeaderState:
         """The HW the ISR supports now, or None while the ISR is below min.insync.replicas."""
         if len(self.isr) < min_insync_replicas:
             return None
-        leos = [leader_leo]
+        low = leader_leo
+        followers = self.followers
         for broker in self.isr:
             if broker != leader_id:
-                leos.append(self.followers.get(broker, FollowerState()).leo)
-        low = min(leos)
+                follower = followers.get(broker)
+                if follower is None:
+                    return None  # it has not fetched yet: its LEO is unknown
+                if follower.leo < low:
+                    low = follower.leo
         return None if low < 0 else low
 
     def lagging_followers(self, leader_id: int, now_ms: int, lag_max_ms: int, leader_leo: int) -> list[int]:
@@ -77,7 +81,7 @@ class LeaderState:
         for broker in self.isr:
             if broker == leader_id:
                 continue
-            f = self.followers.get(broker, FollowerState())
+            f = self.followers.get(broker) or FollowerState()
             if f.leo < leader_leo and now_ms - f.last_caught_up_ms > lag_max_ms:
                 out.append(broker)
         return out

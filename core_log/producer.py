@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from core_log.errors import ConfigError, require_int
@@ -57,8 +57,9 @@ from core_log.messages import (
     ProduceResponse,
     TopicPartition,
 )
+from core_log.network import Deadlines
 from core_log.partitioner import StickyPartitioner, partition_for_key
-from core_log.records import Header, Record, encode_batch
+from core_log.records import Header, encode_batch_of_records, encode_records
 
 if TYPE_CHECKING:
     from core_log.cluster import Cluster
@@ -120,7 +121,7 @@ class SendFuture:
         self.cause: str | None = None  # the last retriable error before the producer gave up
         self.offset: int | None = None
         self.maybe_written = False
-        self._callbacks: list[Callable[["SendFuture"], None]] = []
+        self._callbacks: list[Callable[["SendFuture"], None]] | None = None
         self.history_op: Any = None
 
     @property
@@ -130,31 +131,34 @@ class SendFuture:
     def add_callback(self, callback: Callable[["SendFuture"], None]) -> None:
         if self.done:
             callback(self)
+        elif self._callbacks is None:
+            self._callbacks = [callback]
         else:
             self._callbacks.append(callback)
 
     def _complete(self, error: str | None, offset: int | None) -> None:
         self.done, self.error, self.offset = True, error, offset
-        for cb in self._callbacks:
+        callbacks, self._callbacks = self._callbacks, None
+        for cb in callbacks or ():
             cb(self)
-        self._callbacks.clear()
 
 
-@dataclass
-class _Pending:
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[Header, ...]
-    timestamp_ms: int
-    future: SendFuture
-    size_bytes: int
-
-
-@dataclass
+@dataclass(slots=True)
 class ProducerBatch:
+    """An accumulator batch.
+
+    ``futures[i]`` is the send of the record at offset delta ``i``; ``items[i]`` that
+    record as ``(key, value, headers, timestamp delta)``. The first record's timestamp
+    is ``created_ms``, the last's ``max_timestamp_ms``. ``records`` is their encoding,
+    made once when the batch is first sent (a retry re-stamps only the header).
+    """
+
     tp: TopicPartition
-    records: list[_Pending]
+    futures: list[SendFuture]
     created_ms: int
+    items: list[tuple[bytes | None, bytes | None, tuple[Header, ...], int]] = field(default_factory=list)
+    max_timestamp_ms: int = -1
+    records: bytes | None = None
     size_bytes: int = 0
     base_sequence: int = -1
     producer_epoch: int = -1
@@ -188,7 +192,9 @@ class Producer:
         self.num_partitions: dict[str, int] = {}
         self._metadata_pending = False
         self._metadata_fetched_ms = -1
-        self._key_partitions: dict[tuple[str, int, bytes], int] = {}  # murmur2 is pure: remember it
+        # murmur2 is pure: remember each key's partition, per topic and partition count
+        self._key_partitions: dict[str, tuple[int, dict[bytes, TopicPartition]]] = {}
+        self._key_partitions_cached = 0
         self._tps: dict[tuple[str, int], TopicPartition] = {}
         self._waiting: deque[tuple[str, bytes | None, bytes | None, tuple[Header, ...], int | None, SendFuture]] = deque()
         self._open: dict[TopicPartition, ProducerBatch] = {}
@@ -197,6 +203,7 @@ class Producer:
         self._in_flight_per_broker: dict[int, int] = {}
         self._in_flight_per_partition: dict[TopicPartition, int] = {}
         self._correlation = 0
+        self._deadlines = Deadlines(cluster.schedule, cluster.now_ms)  # request timeouts
         self.producer_id = -1
         self.producer_epoch = -1
         self._next_sequence: dict[TopicPartition, int] = {}
@@ -205,6 +212,7 @@ class Producer:
         self._wakeup_ms: int | None = None
         self.record_history = record_history
         self._transactional = False  # TransactionalProducer marks its batches
+        self._plain_finish = type(self)._finish is Producer._finish  # no subclass watches single sends
         self.stats = {"sent": 0, "acked": 0, "failed": 0, "retries": 0, "requests": 0, "pending": 0}
         self.last_error: str | None = None
         cluster.register_client(self)
@@ -218,18 +226,25 @@ class Producer:
         """Queue a record; the returned future completes when the leader answers (or for good fails)."""
         if topic not in self.cluster.topics:
             raise ValueError(f"unknown topic {topic!r}")
-        for name, data in (("key", key), ("value", value)):
-            if data is not None and (not isinstance(data, bytes) or len(data) > MAX_VALUE_BYTES):
-                raise ValueError(f"{name} must be bytes of at most {MAX_VALUE_BYTES} bytes")
-        if self.stats["pending"] >= MAX_PENDING_SENDS:
+        if key is not None and (not isinstance(key, bytes) or len(key) > MAX_VALUE_BYTES):
+            raise ValueError(f"key must be bytes of at most {MAX_VALUE_BYTES} bytes")
+        if value is not None and (not isinstance(value, bytes) or len(value) > MAX_VALUE_BYTES):
+            raise ValueError(f"value must be bytes of at most {MAX_VALUE_BYTES} bytes")
+        stats = self.stats
+        if stats["pending"] >= MAX_PENDING_SENDS:
             raise ValueError(f"more than {MAX_PENDING_SENDS} records are waiting; slow down")
-        if 0 <= self._metadata_fetched_ms <= self.cluster.now_ms() - self.config.metadata_max_age_ms:
+        if 0 <= self._metadata_fetched_ms <= self.cluster.clock.now_ms() - self.config.metadata_max_age_ms:
             self._refresh_metadata()  # metadata.max.age.ms: learn of new partitions and moved leaders
         future = SendFuture(value)
-        self.stats["sent"] += 1
-        self.stats["pending"] += 1
-        self._waiting.append((topic, key, value, tuple(headers) if headers else (), partition, future))
-        self._place_waiting()
+        stats["sent"] += 1
+        stats["pending"] += 1
+        headers = tuple(headers) if headers else ()
+        count = self.num_partitions.get(topic)
+        if self._waiting or count is None:
+            self._waiting.append((topic, key, value, headers, partition, future))
+            self._place_waiting()
+        else:
+            self._place(topic, key, value, headers, partition, future, count)
         return future
 
     def flush_pending(self) -> None:
@@ -250,47 +265,70 @@ class Producer:
                 self._refresh_metadata()
                 return
             self._waiting.popleft()
+            self._place(topic, key, value, headers, partition, future, count)
+
+    def _place(self, topic: str, key: bytes | None, value: bytes | None, headers: tuple[Header, ...],
+               partition: int | None, future: SendFuture, count: int) -> None:
+        """Choose the record's partition and add it to that partition's open batch."""
+        if partition is None and key is not None:
+            keyed = self._key_partitions.get(topic)
+            if keyed is None or keyed[0] != count:  # a new topic, or it gained partitions: keys hash anew
+                keyed = self._key_partitions[topic] = (count, {})
+            tp = keyed[1].get(key)
+            if tp is None:
+                tp = self._tp(topic, partition_for_key(key, count))
+                if self._key_partitions_cached < KEY_PARTITION_CACHE_MAX:
+                    self._key_partitions_cached += 1
+                    keyed[1][key] = tp
+            partition = tp.partition
+        else:
             if partition is None:
-                if key is None:
-                    partition = self.sticky.partition(topic, count)
-                else:
-                    partition = self._key_partitions.get((topic, count, key))
-                    if partition is None:
-                        partition = partition_for_key(key, count)
-                        if len(self._key_partitions) < KEY_PARTITION_CACHE_MAX:
-                            self._key_partitions[(topic, count, key)] = partition
+                partition = self.sticky.partition(topic, count)
             elif not 0 <= partition < count:
                 self.stats["pending"] -= 1
                 future._complete("UNKNOWN_TOPIC_OR_PARTITION", None)
-                continue
-            tp = self._tps.get((topic, partition))
-            if tp is None:
-                tp = self._tps[(topic, partition)] = TopicPartition(topic, partition)
-            future.tp = tp
-            if self.record_history:
-                sent = (str(tp), value_text(value)) + (("txn",) if self._transactional else ())
-                future.history_op = self.cluster.history_invoke(self.node_id, "send", sent)
-            size = _record_size(key, value, headers)
-            if key is None:
-                self.sticky.record_appended(topic, partition, size)
-            self._append(tp, _Pending(key, value, headers, self.cluster.now_ms(), future, size))
+                return
+            tp = self._tp(topic, partition)
+        future.tp = tp
+        if self.record_history:
+            sent = (str(tp), value_text(value)) + (("txn",) if self._transactional else ())
+            future.history_op = self.cluster.history_invoke(self.node_id, "send", sent)
+        # Kafka's accumulator estimate: an upper bound of the record's encoded size.
+        size = (_record_size(key, value, headers) if headers else
+                RECORD_OVERHEAD_MAX_BYTES + (len(key) if key else 0) + (len(value) if value else 0))
+        if key is None:
+            self.sticky.record_appended(topic, partition, size)
+        self._append(tp, key, value, headers, size, future)
 
-    def _append(self, tp: TopicPartition, pending: _Pending) -> None:
+    def _tp(self, topic: str, partition: int) -> TopicPartition:
+        tp = self._tps.get((topic, partition))
+        if tp is None:
+            tp = self._tps[(topic, partition)] = TopicPartition(topic, partition)
+        return tp
+
+    def _append(self, tp: TopicPartition, key: bytes | None, value: bytes | None, headers: tuple[Header, ...],
+                size: int, future: SendFuture) -> None:
+        now = self.cluster.clock.now_ms()
+        batch_size = self.config.batch_size
         batch = self._open.get(tp)
-        if batch is not None and batch.size_bytes + pending.size_bytes > self.config.batch_size and batch.records:
+        if batch is not None and batch.size_bytes + size > batch_size and batch.futures:
             self._close_open(tp)
             batch = None
         if batch is None:
-            batch = self._open[tp] = ProducerBatch(tp, [], self.cluster.now_ms())
+            batch = self._open[tp] = ProducerBatch(tp, [], now)
             if self.config.linger_ms > 0:
                 self.cluster.schedule(self.config.linger_ms, lambda b=batch: self._linger_expired(b))
-        batch.records.append(pending)
-        batch.size_bytes += pending.size_bytes
-        if batch.size_bytes >= self.config.batch_size:
+        futures = batch.futures
+        batch.items.append((key, value, headers, now - batch.created_ms))
+        batch.max_timestamp_ms = now
+        futures.append(future)
+        batch.size_bytes += size
+        if batch.size_bytes >= batch_size:
             self._close_open(tp)
         # With linger_ms=0 the batch stays open until the sender can take it: records that
         # arrive while earlier requests are in flight join it (Kafka batches the same way).
-        self._schedule_drain()
+        if not self._drain_scheduled:
+            self._schedule_drain()
 
     def _linger_expired(self, batch: ProducerBatch) -> None:
         if self._open.get(batch.tp) is batch:
@@ -299,7 +337,7 @@ class Producer:
 
     def _close_open(self, tp: TopicPartition) -> None:
         batch = self._open.pop(tp, None)
-        if batch is not None and batch.records:
+        if batch is not None and batch.futures:
             self._ready.setdefault(tp, deque()).append(batch)
 
     def _schedule_drain(self) -> None:
@@ -380,11 +418,11 @@ class Producer:
         """Whether batches of ``tp`` may go now (a transactional producer first registers the partition)."""
         return True
 
-    def _queued_records(self) -> list[_Pending]:
-        """Every record not yet answered: in open, ready or in-flight batches."""
+    def _queued_records(self) -> list[SendFuture]:
+        """Every send not yet answered: in open, ready or in-flight batches."""
         batches = list(self._open.values()) + [b for q in self._ready.values() for b in q] + \
             [f.batch for f in self._in_flight.values()]
-        return [p for b in batches for p in b.records]
+        return [f for b in batches for f in b.futures]
 
     def _unacknowledged(self, tp: TopicPartition) -> int:
         """Sequenced batches of ``tp`` not yet answered: in flight, or waiting to be retried."""
@@ -397,10 +435,13 @@ class Producer:
                 seq = self._next_sequence.get(batch.tp, 0)
                 batch.base_sequence = seq
                 batch.producer_epoch = self.producer_epoch
-                self._next_sequence[batch.tp] = seq + len(batch.records)
-            records = [Record(i, p.timestamp_ms, p.key, p.value, p.headers) for i, p in enumerate(batch.records)]
-            batch.encoded = encode_batch(
-                records,
+                self._next_sequence[batch.tp] = seq + len(batch.futures)
+            if batch.records is None:
+                batch.records = encode_records(batch.items)
+            batch.encoded = encode_batch_of_records(
+                batch.records, len(batch.futures),
+                base_timestamp_ms=batch.created_ms,
+                max_timestamp_ms=batch.max_timestamp_ms,
                 is_transactional=self._transactional,
                 producer_id=self.producer_id if self.config.enable_idempotence else -1,
                 producer_epoch=self.producer_epoch if self.config.enable_idempotence else -1,
@@ -431,7 +472,7 @@ class Producer:
                 batch.maybe_written = True  # no answer: the attempt may or may not have landed
                 self._on_produce_response(ProduceResponse(batch.tp, REQUEST_TIMED_OUT, -1, correlation))
 
-        self.cluster.schedule(self.config.request_timeout_ms, timeout)
+        self._deadlines.add(self.config.request_timeout_ms, correlation, timeout)
 
     # ── responses ────────────────────────────────────────────────────────────
     def connection_reset(self, node_id: str) -> None:
@@ -472,6 +513,7 @@ class Producer:
         flight = self._in_flight.pop(resp.correlation_id, None)
         if flight is None:
             return
+        self._deadlines.cancel(self.config.request_timeout_ms, resp.correlation_id)
         batch, broker = flight.batch, flight.broker
         self._in_flight_per_broker[broker] -= 1
         self._in_flight_per_partition[batch.tp] -= 1
@@ -514,16 +556,33 @@ class Producer:
         return error in RETRIABLE_ERRORS
 
     def _complete_batch(self, batch: ProducerBatch, base_offset: int | None) -> None:
-        for i, pending in enumerate(batch.records):
+        futures = batch.futures
+        if self._plain_finish:
+            for future in futures:
+                if future.history_op is not None or future._callbacks:
+                    break
+            else:  # nobody watches single sends: complete the batch in one pass (Kafka's ProduceRequestResult)
+                n = len(futures)
+                self.stats["pending"] -= n
+                self.stats["acked"] += n
+                if base_offset is None or base_offset < 0:
+                    for future in futures:
+                        future.maybe_written = future.done = True
+                else:
+                    for offset, future in enumerate(futures, base_offset):
+                        future.maybe_written = future.done = True
+                        future.offset = offset
+                return
+        for i, future in enumerate(futures):
             offset = None if base_offset is None or base_offset < 0 else base_offset + i
-            self._finish(pending.future, None, offset, maybe_written=True)
+            self._finish(future, None, offset, maybe_written=True)
 
     def _fail_batch(self, batch: ProducerBatch, error: str) -> None:
         """Give up on a batch: a definite failure unless some attempt may have been written."""
         self.last_error = error
-        for pending in batch.records:
-            pending.future.cause = batch.last_error
-            self._finish(pending.future, error, None, maybe_written=batch.maybe_written)
+        for future in batch.futures:
+            future.cause = batch.last_error
+            self._finish(future, error, None, maybe_written=batch.maybe_written)
 
     def _finish(self, future: SendFuture, error: str | None, offset: int | None, maybe_written: bool) -> None:
         self.stats["pending"] -= 1

@@ -817,7 +817,7 @@ class TransactionalProducer(Producer):
         """The producer process dies mid-transaction: its open transaction is left for the coordinator."""
         self.alive = False
         self.incarnation += 1
-        unanswered = [(p.future, p.future.history_op) for p in self._queued_records()]
+        unanswered = [(f, f.history_op) for f in self._queued_records()]
         for future, op in self._txn_sends + unanswered:
             if op is not None and future.tp is not None:
                 self.cluster.history_complete(op, "info", (str(future.tp), None, self._history_value(future)))

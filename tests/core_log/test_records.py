@@ -27,7 +27,10 @@ from core_log.records import (
     decode_batches,
     decode_records,
     encode_batch,
+    encode_batch_of_records,
     encode_control_batch,
+    encode_record,
+    encode_records,
     make_records,
     parse_control_record,
     read_batch_header,
@@ -415,6 +418,37 @@ def test_uncompressed_bytes_equal_kafka_python_property(records: list[Record], t
     theirs = kafka_python_batch(records, **producer)
     assert encode_batch(records, base_offset=0, partition_leader_epoch=0, **producer) == theirs
     assert decode_records(theirs) == records
+
+
+@given(record_lists(), st.booleans())
+@DETERMINISTIC
+def test_producer_encoding_makes_the_same_batch(records: list[Record], transactional: bool) -> None:
+    """Ensure the producer's path (encode_records or encode_record, encode_batch_of_records) equals encode_batch."""
+    records = [r._replace(offset=i) for i, r in enumerate(records)]  # a producer's batch: deltas 0, 1, …
+    base_ts = records[0].timestamp_ms
+    max_ts = max(r.timestamp_ms for r in records)
+    producer = {"is_transactional": transactional, "producer_id": 5 if transactional else -1,
+                "producer_epoch": 1 if transactional else -1, "base_sequence": 9 if transactional else -1}
+    expected = encode_batch(records, **producer)
+    body = encode_records([(r.key, r.value, r.headers, r.timestamp_ms - base_ts) for r in records])
+    one_by_one = b"".join(encode_record(r.offset, r.timestamp_ms - base_ts, r.key, r.value, r.headers)
+                          for r in records)
+    assert body == one_by_one
+    ours = encode_batch_of_records(body, len(records), base_timestamp_ms=base_ts, max_timestamp_ms=max_ts,
+                                   **producer)
+    assert ours == expected
+    assert decode_records(ours) == records
+
+
+def test_encode_records_handles_long_lengths_and_deltas() -> None:
+    """Ensure lengths and deltas beyond the varint cache encode as write_varint does."""
+    records = [Record(0, TS, b"k" * 70_000, None), Record(1, TS - 5, None, b"v" * 40_000, (("h", None),)),
+               Record(2, TS + 10**9, b"", b"", (("\u00fc" * 3, b"x" * 20_000),)),
+               Record(3, TS + 1, b"a" * 40_000, b"b" * 10), Record(4, TS + 2, b"c" * 100, b"d" * 33_000),
+               Record(5, TS - 2, b"e", b"f"), Record(6, TS, b"g" * 16_380, b"h")]
+    body = encode_records([(r.key, r.value, r.headers, r.timestamp_ms - TS) for r in records])
+    assert encode_batch_of_records(body, len(records), base_timestamp_ms=TS, max_timestamp_ms=TS + 10**9) == \
+        encode_batch(records)
 
 
 @pytest.mark.parametrize("compression_type", [0, 1], ids=["none", "gzip"])
