@@ -133,24 +133,34 @@ def summary(session: PracticeSession) -> dict[str, Any]:
 
 # ── demonstrations ───────────────────────────────────────────────────────────
 def _walk_to(lab_id: str, ex: Exercise, upto: int) -> None:
-    """On the engine thread: perform steps ``0 … upto-1`` of ``ex`` on the lab through logged commands."""
-    running = runtime.get(lab_id)
+    """Perform steps ``0 … upto-1`` of ``ex`` on the lab through logged commands.
+
+    Each piece (a step's solution, one simulated second) is its own call on the
+    engine thread, so other labs keep running between them instead of waiting
+    for the whole demonstration to be set up.
+    """
     run = GuideRun(ex)
-    run.evaluate(running.world)
+    world = lambda: runtime.get(lab_id).world  # noqa: E731 — only ever called on the engine thread
+    runtime.call(lambda: run.evaluate(world()))
     for step in ex.steps[:upto]:
         for q in step.questions:
             run.answer(q.id, q.right_given())
-        for command in run.solution(running.world):
-            runtime.apply(lab_id, command)
+
+        def perform() -> None:
+            for command in run.solution(world()):
+                runtime.apply(lab_id, command)
+            run.evaluate(world())
+        runtime.call(perform)
         waited = 0
-        run.evaluate(running.world)
         while run.status == "active" and waited < step.wait_ms:
-            runtime.apply(lab_id, {"kind": "fast_forward", "seconds": 1})
+            def second() -> None:
+                runtime.apply(lab_id, {"kind": "fast_forward", "seconds": 1})
+                run.evaluate(world())
+            runtime.call(second)
             waited += 1000
-            run.evaluate(running.world)
         if run.status != "done":
             raise ExerciseError(f"the demonstration could not set up “{step.title}”; open the lab itself instead")
-        run.next(running.world)
+        runtime.call(lambda: run.next(world()))
 
 
 def demo(request: HttpRequest, session: PracticeSession) -> Lab:
@@ -170,8 +180,8 @@ def demo(request: HttpRequest, session: PracticeSession) -> Lab:
     session.save(update_fields=["demo_lab", "answers"])
     index = ex.steps.index(step)
     try:
-        runtime.call(lambda: (runtime.create(lab, setup=list(ex.setup_commands)), _walk_to(lab.pk, ex, index)),
-                     timeout=120)
+        runtime.call(lambda: runtime.create(lab, setup=list(ex.setup_commands)))
+        _walk_to(lab.pk, ex, index)
     except (GuideError, LabCommandError) as exc:
         raise ExerciseError(str(exc)) from None
     return lab

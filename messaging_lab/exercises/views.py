@@ -30,7 +30,12 @@ def _guided_lab_or_404(request: HttpRequest, exercise_id: str):  # type: ignore[
 
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "exercises/index.html", {"sections": services.index(visitor_key(request))})
+    sections = services.index(visitor_key(request))
+    labs = [lab for section in sections for lab in section["labs"]]
+    return render(request, "exercises/index.html", {
+        "sections": sections, "total": len(labs), "done": sum(1 for lab in labs if lab["done"]),
+        "steps_total": sum(len(lab["exercise"].steps) for lab in labs),
+        "steps_done": sum(lab["steps_done"] for lab in labs)})
 
 
 @require_GET
