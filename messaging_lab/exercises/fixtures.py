@@ -38,6 +38,15 @@ MAX_TEXT_CHARS = 4000
 MAX_WAIT_MS = 600_000
 MAX_SETUP_COMMANDS = 40
 GUIDE_SECTIONS = range(1, 17)  # the guide's numbered sections (1 Why messaging exists … 16 One-line summary)
+#: The guide's own section headings (seed/messaging-systems-guide.md), for the lab index.
+GUIDE_SECTION_TITLES = {
+    1: "Why messaging exists", 2: "Core mental model: a durable, ordered log", 3: "High-level flow (production)",
+    4: "Producer side (ingestion)", 5: "Topics & partitions", 6: "Keys & ordering",
+    7: "Consumer groups (scalability)", 8: "Offsets & replay", 9: "Durability & retention",
+    10: "Failure scenarios", 11: "Exactly-once vs at-least-once", 12: "Real production use cases",
+    13: "Messaging vs REST", 14: "Platform engineer responsibilities", 15: "Observability",
+    16: "One-line interview summary",
+}
 QUESTION_KINDS = ("choice", "number", "text")
 REFERENCE_KINDS = ("leader", "follower")  # {leader = "topic-p"} in a solution names a broker by its role
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,60}$")

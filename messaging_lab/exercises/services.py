@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core_log.lab import LabCommandError
-from messaging_lab.exercises.fixtures import Exercise, load_all
+from messaging_lab.exercises.fixtures import GUIDE_SECTION_TITLES, Exercise, load_all
 from messaging_lab.exercises.guide import GuideError, GuideRun
 from messaging_lab.exercises.models import Progress
 from messaging_lab.labs.models import Lab
@@ -86,7 +86,8 @@ def index(learner: str) -> list[dict[str, Any]]:
     for ex in sorted(exercises().values(), key=lambda e: (e.section, e.order)):
         p = progress.get(ex.id)
         status = "not started" if p is None else ("done" if p.completed else f"step {min(p.steps_done + 1, len(ex.steps))} of {len(ex.steps)}")
-        entry = sections.setdefault(ex.section, {"section": ex.section, "title": ex.section_title, "labs": []})
+        entry = sections.setdefault(ex.section, {"section": ex.section, "title": GUIDE_SECTION_TITLES[ex.section],
+                                                 "labs": []})
         entry["labs"].append({"exercise": ex, "status": status, "done": bool(p and p.completed),
                               "started": p is not None, "steps_done": p.steps_done if p else 0})
     return list(sections.values())
