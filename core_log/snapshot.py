@@ -38,7 +38,11 @@ identity) may differ from the original — the engine sorts wherever order
 matters, and ``tests/core_log/test_snapshot.py`` compares whole runs to catch a
 place that does not. Paths are rebased when an object of ``core_log`` holds
 them directly as a ``str`` attribute (or in the storage's fsync map); a path
-kept deeper (inside a list or a dict of another object) would not be.
+kept deeper (inside a list or a dict of another object) would not be, and a
+class whose first instance held no path is not scanned again (it is the
+snapshot's main cost otherwise) — the engine sets its path attributes in
+``__init__``. ``test_snapshot.py`` checks that a restored world never touches
+the old directory.
 
 Pure: no wall clock, no threads, no environment; the only I/O is reading the
 lab's files in :func:`snapshot` and writing them in :func:`restore`.
@@ -167,6 +171,12 @@ def _join(root: str, rel: str) -> str:
 # ── freezing ─────────────────────────────────────────────────────────────────
 
 
+#: Classes of core_log whose first instance seen under a data directory held no path (not scanned again),
+#: and classes seen holding one (always scanned). Learned as snapshots are taken; pure bookkeeping.
+_PATH_FREE: set[type] = set()
+_PATH_HOLDERS: set[type] = set()
+
+
 class _DurableRef:
     """Stands for FileStorage's fsync map (a dict shared by the storage and its open files) in the pickle."""
 
@@ -237,16 +247,18 @@ class _Pickler(pickle.Pickler):
             if set(state) != {"_rng", "_durable"}:
                 raise SnapshotError(f"FileStorage has attributes the snapshot does not know: {sorted(state)}")
             return (_make_file_storage, (state["_rng"], self._durable_ref(state["_durable"])))
-        if self.root is not None and t.__module__.startswith("core_log."):
+        if self.root is not None and t not in _PATH_FREE and t.__module__.startswith("core_log."):
             values = getattr(obj, "__dict__", None)
             if values:
                 rebased = []
+                prefix, bare = self.prefix, self.root.rstrip(os.sep)
                 for name, value in values.items():
-                    if type(value) is str:
-                        rel = self._rel(value)
-                        if rel is not None:
-                            rebased.append((name, rel))
+                    if type(value) is str and (value.startswith(prefix) or value == bare):
+                        rebased.append((name, self._rel(value)))
+                if not rebased and t not in _PATH_HOLDERS:
+                    _PATH_FREE.add(t)  # its instances hold no paths: not scanned again (see the module docstring)
                 if rebased:
+                    _PATH_HOLDERS.add(t)
                     state = dict(values)
                     state.update(rebased)
                     return (_new_object, (t,), (state, tuple(n for n, _ in rebased)), None, None,

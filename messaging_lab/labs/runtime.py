@@ -22,6 +22,17 @@ A lab is awake while someone watches it or for :data:`IDLE_AFTER_S` after its
 last command; asleep, its simulated time stands still. After a restart a lab is
 rebuilt on first use by replaying its command log (:meth:`LabWorld.replay`) up
 to the saved simulated time, so everything a viewer had been shown comes back.
+
+**Timeline.** Every :data:`CHECKPOINT_SIM_MS` of simulated time the engine
+thread snapshots each awake lab (:mod:`core_log.snapshot`) into the lab's
+:class:`~core_log.snapshot.CheckpointStore` (bounded by
+:data:`MAX_CHECKPOINT_BYTES` and :data:`MAX_CHECKPOINTS`, oldest dropped first;
+in memory only). :func:`rebuild_at` rebuilds the lab as it was at any moment T —
+the nearest checkpoint ≤ T plus the logged commands after it (control kinds
+skipped) — in the *calling* thread, never touching the live world: that is the
+rewind view and the fast path of a fork. Checkpoints do not survive a restart;
+the first rebuild after one replays the whole log (as before) and takes new
+checkpoints on the way, so rewinds are fast again once it is done.
 """
 
 from __future__ import annotations
@@ -31,9 +42,11 @@ import concurrent.futures
 import json
 import logging
 import queue
+import secrets
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -42,6 +55,8 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from core_log.lab import HIDDEN_EVENT_KINDS, PACING_KINDS, LabCommandError, LabWorld
+from core_log.snapshot import (MAX_CHECKPOINT_BYTES, MAX_CHECKPOINTS, Checkpoint, CheckpointStore, SnapshotError,
+                               replay_commands, restore, snapshot)
 from messaging_lab.labs.models import Lab, LabCommand
 
 log = logging.getLogger(__name__)
@@ -60,6 +75,9 @@ GUIDE_EVAL_INTERVAL_S = 0.25  # a guided lab re-checks its step this often (wall
 EVENTS_PER_FRAME = 200  # a burst of more events in one frame sends the newest 200
 ADMIN_TIMEOUT_MS = 20_000  # simulated time an offset reset may take before it is reported as failed
 CHECKPOINT_INTERVAL_S = 1.0  # an awake lab nobody watches still saves its simulated time this often
+CHECKPOINT_SIM_MS = 10_000  # simulated ms between two timeline checkpoints of a lab (rewind replays at most this)
+__all__ = ["CHECKPOINT_SIM_MS", "MAX_CHECKPOINTS", "MAX_CHECKPOINT_BYTES", "LabRuntime", "RunningLab", "rebuild_at",
+           "rewind_view", "runtime"]
 
 
 def group_name(lab_id: str) -> str:
@@ -85,6 +103,9 @@ class RunningLab:
     next_seq: int = 1
     guide: Any = None  # a guided lab's guide (evaluate(world) -> changed, view(), save()), else None
     last_guide_eval: float = 0.0
+    checkpoints: CheckpointStore = field(default_factory=CheckpointStore)  # the timeline's snapshots (memory only)
+    next_checkpoint_ms: int = CHECKPOINT_SIM_MS
+    checkpoint_error: str | None = None  # why this lab stopped taking checkpoints, if it did
 
     @property
     def awake(self) -> bool:
@@ -186,6 +207,7 @@ class LabRuntime:
             while world.now_ms() < target and time.monotonic() < deadline:
                 world.advance(min(target, world.now_ms() + SLICE_SIM_MS))
             running.behind = world.now_ms() < target
+        self._maybe_snapshot(running)
         if running.guide is not None and now - running.last_guide_eval >= GUIDE_EVAL_INTERVAL_S:
             running.last_guide_eval = now
             running.guide.evaluate(world)  # saves the learner's progress when a check or the step changes
@@ -196,6 +218,30 @@ class LabRuntime:
             self._publish(running, now)
         elif running.awake and now - running.last_checkpoint >= CHECKPOINT_INTERVAL_S:
             self._checkpoint(running, now)
+
+    def _maybe_snapshot(self, running: RunningLab) -> None:
+        """Take a timeline checkpoint if simulated time reached the next multiple of CHECKPOINT_SIM_MS."""
+        now_ms = running.world.now_ms()
+        if now_ms < running.next_checkpoint_ms:
+            return
+        running.next_checkpoint_ms = (now_ms // CHECKPOINT_SIM_MS + 1) * CHECKPOINT_SIM_MS
+        if running.checkpoint_error is not None:
+            return
+        try:
+            running.checkpoints.add(Checkpoint(snapshot(running.world), running.next_seq - 1))
+        except SnapshotError as exc:  # the lab runs on; rewinds and forks fall back to a full replay
+            running.checkpoint_error = str(exc)
+            log.exception("lab %s cannot be checkpointed; rewind will replay from the start", running.lab_id)
+
+    def checkpoint_info(self, lab_id: str) -> dict[str, Any]:
+        running = self.get(lab_id)
+        return {**running.checkpoints.describe(), "every_sim_ms": CHECKPOINT_SIM_MS, "error": running.checkpoint_error,
+                "now_ms": running.world.now_ms()}
+
+    def nearest_checkpoint(self, lab_id: str, at_ms: int) -> tuple[int, Checkpoint | None]:
+        """(the lab's simulated time now, its newest checkpoint at or before ``at_ms`` or None)."""
+        running = self.get(lab_id)
+        return running.world.now_ms(), running.checkpoints.nearest(at_ms)
 
     def _checkpoint(self, running: RunningLab, now: float) -> None:
         Lab.objects.filter(pk=running.lab_id).update(sim_time_ms=running.world.now_ms())
@@ -261,16 +307,33 @@ class LabRuntime:
         data_dir = self._data_dir(lab_id)
         if data_dir.exists():
             shutil.rmtree(data_dir)
-        commands = [(c.sim_time_ms, {"kind": c.kind, **c.args}) for c in lab.commands.all()
-                    if c.kind not in CONTROL_KINDS]  # they paced time; the next command's time says it
-        world = LabWorld.replay(lab.template, lab.seed, commands, lab.sim_time_ms, data_dir=str(data_dir),
-                                brokers=lab.brokers)
+        # The whole log, as LabWorld.replay does it, taking the timeline's checkpoints again on the way.
+        world, store = rebuild(lab, lab.sim_time_ms, str(data_dir), keep_checkpoints=True)
+        return self._host(lab, world, store)
+
+    def _host(self, lab: Lab, world: LabWorld, store: CheckpointStore | None = None) -> RunningLab:
         last = lab.commands.order_by("-seq").first()
-        running = RunningLab(lab_id, world, lab.speed, lab.paused, next_seq=last.seq + 1 if last else 1)
+        running = RunningLab(lab.pk, world, lab.speed, lab.paused, next_seq=last.seq + 1 if last else 1)
+        if store is not None:
+            running.checkpoints = store
+        running.next_checkpoint_ms = (world.now_ms() // CHECKPOINT_SIM_MS + 1) * CHECKPOINT_SIM_MS
         running.events_sent = world.cluster.events.dropped + len(world.cluster.events)
-        self._labs[lab_id] = running
+        self._labs[lab.pk] = running
         running.guide = self.guide_loader(lab) if self.guide_loader is not None else None
         return running
+
+    def adopt(self, lab: Lab, world: LabWorld, store: CheckpointStore | None = None) -> RunningLab:
+        """Host a world rebuilt elsewhere (a fork or an import, built by :func:`rebuild_at` in a request thread).
+
+        ``world`` must run in this lab's own data directory and be used by nobody else from now on.
+        """
+        old = self._labs.pop(lab.pk, None)
+        if old is not None:
+            for broker in old.world.cluster.brokers.values():
+                if broker.alive:
+                    broker.shutdown()
+        Lab.objects.filter(pk=lab.pk).update(sim_time_ms=world.now_ms())
+        return self._host(lab, world, store)
 
     def create(self, lab: Lab, setup: list[dict[str, Any]] | tuple = ()) -> RunningLab:
         """Start a new lab; ``setup`` commands (a guided lab's fixture) are applied and logged like a learner's."""
@@ -288,6 +351,9 @@ class LabRuntime:
 
     def forget(self, lab_id: str) -> None:
         """Stop hosting a lab and remove its data (the lab is being deleted)."""
+        with _rewind_lock:
+            for key in [k for k in _rewind_cache if k[0] == lab_id]:
+                del _rewind_cache[key]
         running = self._labs.pop(lab_id, None)
         if running is not None:
             for broker in running.world.cluster.brokers.values():
@@ -312,6 +378,7 @@ class LabRuntime:
         if kind in CONTROL_KINDS:
             result = self._control(running, command)
             self._log(running, at_ms, command)  # logged too; replay skips them (they only pace time)
+            self._maybe_snapshot(running)
             return result
         result = running.world.apply(command)
         pending = result.pop("pending", None)
@@ -324,6 +391,7 @@ class LabRuntime:
                 raise LabCommandError(pending.error)
             result["plan"] = pending.result.to_json()
         self._log(running, at_ms, command)
+        self._maybe_snapshot(running)
         return {"kind": kind, "at_ms": at_ms, **result}
 
     def _log(self, running: RunningLab, at_ms: int, command: dict[str, Any]) -> None:
@@ -356,7 +424,10 @@ class LabRuntime:
                 raise LabCommandError("seconds must be a whole number") from None
             if not 1 <= seconds <= MAX_FAST_FORWARD_S:
                 raise LabCommandError(f"fast-forward 1 to {MAX_FAST_FORWARD_S} simulated seconds")
-            running.world.advance(running.world.now_ms() + seconds * 1000)
+            target = running.world.now_ms() + seconds * 1000
+            while running.world.now_ms() < target:  # checkpoint boundaries on the way are checkpointed
+                running.world.advance(min(target, max(running.next_checkpoint_ms, running.world.now_ms() + 1)))
+                self._maybe_snapshot(running)
             if running.guide is not None:
                 running.guide.evaluate(running.world)
         else:  # step: run what happens at the next moment anything is due
@@ -398,3 +469,108 @@ class LabRuntime:
 
 
 runtime = LabRuntime()
+
+
+# ── rebuilding a moment (any thread: the world built here is private until adopted) ──
+
+
+def logged_commands(lab: Lab, after_seq: int = 0, until_ms: int | None = None) -> list[tuple[int, int, dict[str, Any]]]:
+    """The lab's logged commands as (seq, sim_time_ms, command), after ``after_seq`` and up to ``until_ms``."""
+    rows = LabCommand.objects.filter(lab_id=lab.pk, seq__gt=after_seq)
+    if until_ms is not None:
+        rows = rows.filter(sim_time_ms__lte=until_ms)
+    return [(c.seq, c.sim_time_ms, {"kind": c.kind, **c.args}) for c in rows.order_by("seq")]
+
+
+def rebuild(lab: Lab, at_ms: int, data_dir: str | None, *, checkpoint: Checkpoint | None = None,
+            keep_checkpoints: bool = False) -> tuple[LabWorld, CheckpointStore | None]:
+    """``lab`` as it was at simulated ``at_ms``: from ``checkpoint`` (or the seed) plus the logged commands after it.
+
+    ``data_dir`` must be empty or missing (None: a simulated disk, for a view only).
+    With ``keep_checkpoints`` the replay takes checkpoints every CHECKPOINT_SIM_MS
+    (they describe this lab's command numbering) and returns them.
+    """
+    store = CheckpointStore() if keep_checkpoints else None
+    if data_dir is not None and Path(data_dir).exists():
+        shutil.rmtree(data_dir)
+    if checkpoint is not None:
+        world = restore(checkpoint.snapshot, data_dir)
+        applied = checkpoint.commands_applied
+        if store is not None:
+            store.add(checkpoint)
+    else:
+        world = LabWorld(lab.template, lab.seed, data_dir=data_dir, brokers=lab.brokers)
+        applied = 0
+    on_checkpoint = None
+    if store is not None:
+        def on_checkpoint(w: LabWorld, seq: int) -> None:
+            try:
+                store.add(Checkpoint(snapshot(w), seq))
+            except SnapshotError:
+                log.exception("lab %s: a checkpoint during its rebuild failed", lab.pk)
+    replay_commands(world, logged_commands(lab, applied, at_ms), at_ms, skip_kinds=CONTROL_KINDS,
+                    checkpoint_every_ms=CHECKPOINT_SIM_MS if store is not None else None,
+                    on_checkpoint=on_checkpoint, applied=applied)
+    return world, store
+
+
+def rebuild_at(lab: Lab, at_ms: int, data_dir: str | None) -> tuple[LabWorld, dict[str, Any]]:
+    """The lab at ``at_ms`` from its nearest checkpoint (else from the seed), built in the calling thread.
+
+    Returns the world and how it was built: ``from_checkpoint_ms`` (None: full
+    replay from the seed), ``replayed_commands``, ``seconds``. Raises ValueError
+    if ``at_ms`` is not between 0 and the lab's simulated time now.
+    """
+    started = time.perf_counter()
+    now_ms, checkpoint = runtime.call(lambda: runtime.nearest_checkpoint(lab.pk, at_ms))
+    if not 0 <= at_ms <= now_ms:
+        raise ValueError(f"choose a moment between 0 and {now_ms} ms (the lab's simulated time now)")
+    applied = checkpoint.commands_applied if checkpoint is not None else 0
+    replayed = LabCommand.objects.filter(lab_id=lab.pk, seq__gt=applied, sim_time_ms__lte=at_ms).exclude(
+        kind__in=CONTROL_KINDS).count()
+    world, _ = rebuild(lab, at_ms, data_dir, checkpoint=checkpoint)
+    return world, {"at_ms": at_ms, "now_ms": now_ms, "from_checkpoint_ms": None if checkpoint is None
+                   else checkpoint.at_ms, "replayed_commands": replayed,
+                   "seconds": round(time.perf_counter() - started, 3)}
+
+
+REWIND_VIEWS_CACHED = 16  # rebuilt past moments kept (the past does not change), over all labs
+_rewind_cache: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+_rewind_lock = threading.Lock()
+
+
+def close_world(world: LabWorld) -> None:
+    """Close a rebuilt world's files (it is thrown away)."""
+    for broker in world.cluster.brokers.values():
+        if broker.alive:
+            broker.shutdown()
+
+
+def rewind_view(lab: Lab, at_ms: int) -> dict[str, Any]:
+    """What the live page would have drawn at simulated ``at_ms``: the rebuilt world's view(), read-only.
+
+    Built in the calling thread in a scratch directory (removed afterwards); the
+    live lab is not touched. ``view["rewind"]`` says how it was rebuilt.
+    """
+    key = (lab.pk, at_ms)
+    with _rewind_lock:
+        cached = _rewind_cache.get(key)
+        if cached is not None:
+            _rewind_cache.move_to_end(key)
+            return {**cached, "rewind": {**cached["rewind"], "cached": True}}
+    scratch = Path(settings.LAB_DATA_DIR) / ".rewind" / secrets.token_hex(8)
+    try:
+        world, info = rebuild_at(lab, at_ms, str(scratch))
+        try:
+            view = world.view()
+        finally:
+            close_world(world)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    view["rewind"] = {**info, "cached": False}
+    if at_ms < info["now_ms"]:  # a command may still be logged at "now"; earlier moments are final
+        with _rewind_lock:
+            _rewind_cache[key] = view
+            while len(_rewind_cache) > REWIND_VIEWS_CACHED:
+                _rewind_cache.popitem(last=False)
+    return view

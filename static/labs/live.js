@@ -5,6 +5,9 @@
   const root = document.getElementById("lab");
   if (!root) return;
   const state = { sections: {}, events: [], highlight: new Set(), ranges: [] };
+  // While a past moment is shown (the timeline), live frames keep arriving into `state` but are not drawn.
+  let viewing = null;  // { at_ms, view } of the rebuilt moment, or null when live
+  const shown = () => (viewing ? viewing.view : state.sections);
   const $ = (id) => document.getElementById(id);
 
   function el(tag, attrs, children) {
@@ -103,7 +106,7 @@
 
   function renderGroups(groups) {
     const box = $("groups"); box.replaceChildren();
-    const lag = ((state.sections.metrics || {}).latest || {}).group_lag || {};
+    const lag = ((shown().metrics || {}).latest || {}).group_lag || {};
     for (const g of groups) {
       const stable = g.state === "Stable";  // mid-rebalance nobody has an assignment yet: that is not idle
       const members = g.members.map((m) => el("li", {
@@ -131,10 +134,10 @@
       show.addEventListener("click", () => {
         state.highlight = new Set();
         for (const ex of a.examples) for (const o of ex.offsets) state.highlight.add(ex.partition + ":" + o);
-        renderPartitions(state.sections.partitions || []);
+        renderPartitions(shown().partitions || []);
         // The strips show only the newest offsets: open the first example in the log explorer too.
         const ex = a.examples.find((e) => e.offsets.length);
-        const part = ex && (state.sections.partitions || []).find((p) => p.topic + "-" + p.partition === ex.partition);
+        const part = ex && (shown().partitions || []).find((p) => p.topic + "-" + p.partition === ex.partition);
         if (ex && part && part.leader >= 0 && root.dataset.explore && window.htmx) {
           const q = new URLSearchParams({ broker: part.leader, topic: part.topic, partition: part.partition,
             offset: Math.max(0, Math.min(...ex.offsets) - 3) });
@@ -186,9 +189,9 @@
     if (s.utilisation) box.appendChild(spark(s.utilisation.map((v) => (v == null ? null : v * 100)), "utilisation %"));
   }
 
-  function renderEvents() {
+  function renderEvents(list) {
     const box = $("events"); box.replaceChildren();
-    for (const e of state.events.slice(-80).reverse()) {
+    for (const e of (list || state.events).slice(-80).reverse()) {
       box.appendChild(el("li", { class: "event " + e.kind }, [el("time", { text: seconds(e.time_ms) }), el("span", { text: " " + e.text })]));
     }
   }
@@ -202,6 +205,11 @@
     if (frame.type === "snapshot") { state.sections = {}; state.events = []; }
     Object.assign(state.sections, frame.sections);
     state.events = state.events.concat(frame.events || []).slice(-200);
+    if ("time_ms" in frame.sections) timelineNow(frame.sections.time_ms);
+    if (viewing) {  // a past moment is on screen: keep the live data, draw it on "Back to live"
+      $("run-state").textContent = "live lab " + (frame.paused ? "paused" : "running") + " at " + seconds(state.sections.time_ms || 0);
+      return;
+    }
     for (const [name, render] of Object.entries(renderers)) if (name in frame.sections) render(frame.sections[name]);
     if ("metrics" in frame.sections && state.sections.groups) renderGroups(state.sections.groups);
     if ((frame.events || []).length || frame.type === "snapshot") renderEvents();
@@ -227,8 +235,97 @@
     }
     const data = document.getElementById("reset-highlight");
     state.ranges = data ? JSON.parse(data.textContent) : [];
-    if (state.sections.partitions) renderPartitions(state.sections.partitions);
+    if (shown().partitions) renderPartitions(shown().partitions);
   });
+
+  // ── the timeline: scrub back to a moment (rebuilt on the server), fork from there ──
+  const tl = $("timeline");
+  const range = $("timeline-range");
+  let commands = [];
+  function drawTicks() {
+    const box = $("timeline-ticks"); if (!box || !range) return;
+    box.replaceChildren();
+    const max = Number(range.max) || 1;
+    for (const c of commands) {
+      box.appendChild(el("span", { class: "tick " + c.kind, title: seconds(c.at_ms) + " " + c.kind,
+        "data-at-ms": String(c.at_ms), style: "left:" + Math.min(100, 100 * c.at_ms / max).toFixed(2) + "%" }));
+    }
+  }
+  function loadTimeline() {
+    if (!tl) return;
+    fetch(tl.dataset.url, { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null)).then((t) => {
+      if (!t) return;
+      commands = t.commands || [];
+      timelineNow(t.now_ms);
+      drawTicks();
+    }).catch(() => {});
+  }
+  function timelineNow(ms) {
+    if (!range) return;
+    const follow = !viewing;
+    range.max = String(ms);
+    if (follow) { range.value = String(ms); $("timeline-at").textContent = "live · " + seconds(ms); }
+    drawTicks();
+  }
+  function renderView(view) {  // a whole view (the rebuilt moment, or the live sections) into the same sections
+    for (const [name, render] of Object.entries(renderers)) if (name in view) render(view[name]);
+    if (!("rest" in view) && $("rest")) $("rest").replaceChildren(el("p", { class: "muted", text: "No REST pipeline in this lab yet." }));
+    if ("time_ms" in view) $("sim-time").textContent = seconds(view.time_ms);
+  }
+  function showMoment(atMs) {
+    const result = $("timeline-result");
+    $("timeline-at").textContent = "rebuilding " + seconds(atMs) + "…";
+    fetch(tl.dataset.rewind + "?at_ms=" + encodeURIComponent(atMs), { credentials: "same-origin" }).then((r) =>
+      r.ok ? r.json() : r.text().then((t) => { throw new Error(t); })).then((view) => {
+      viewing = { at_ms: atMs, view: view };
+      renderView(view);
+      renderEvents(view.events || []);
+      document.body.classList.add("viewing-past");
+      $("viewing-banner").hidden = false;
+      $("viewing-at").textContent = seconds(view.time_ms);
+      $("fork-at").value = String(atMs);
+      const how = view.rewind || {};
+      $("viewing-how").textContent = "(rebuilt in " + (how.cached ? "cache" : how.seconds + " s") + " from " +
+        (how.from_checkpoint_ms == null ? "the start — no checkpoint yet" : "the checkpoint at " + seconds(how.from_checkpoint_ms)) +
+        " + " + how.replayed_commands + " commands)";
+      $("timeline-at").textContent = "viewing " + seconds(view.time_ms);
+      result.replaceChildren();
+    }).catch((err) => {
+      // the server's error partial: shown as text, never parsed as HTML
+      const doc = new DOMParser().parseFromString(String(err.message || err), "text/html");
+      result.replaceChildren(el("p", { class: "error", role: "alert", text: doc.body.textContent.trim() || "could not rebuild that moment" }));
+      $("timeline-at").textContent = viewing ? "viewing " + seconds(viewing.at_ms) : "live";
+    });
+  }
+  function backToLive() {
+    viewing = null;
+    document.body.classList.remove("viewing-past");
+    $("viewing-banner").hidden = true;
+    renderView(state.sections);
+    renderEvents();
+    timelineNow(state.sections.time_ms || 0);
+  }
+  if (tl && range) {
+    range.addEventListener("input", () => { $("timeline-at").textContent = "→ " + seconds(Number(range.value)); });
+    range.addEventListener("change", () => {
+      const at = Number(range.value);
+      if (at >= Number(range.max) && !viewing) return;
+      showMoment(at);
+    });
+    $("back-to-live").addEventListener("click", backToLive);
+    document.body.addEventListener("htmx:afterRequest", (evt) => {  // a new command: a new tick
+      if (evt.detail && evt.detail.elt && evt.detail.elt.closest && evt.detail.elt.closest(".controls")) loadTimeline();
+    });
+    document.body.addEventListener("htmx:beforeSwap", (evt) => {  // a refused fork: show the server's reason
+      const d = evt.detail;
+      if (d.target && d.target.id === "timeline-result" && d.xhr && d.xhr.status >= 400 && d.xhr.status < 500) {
+        d.shouldSwap = true; d.isError = false;
+      }
+    });
+    loadTimeline();
+    setInterval(loadTimeline, 5000);
+    window.labTimeline = { showMoment: showMoment, backToLive: backToLive };  // for tests and the console
+  }
 
   let retry = 500;
   function connect() {
