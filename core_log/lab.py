@@ -551,6 +551,22 @@ class LabWorld:
                 unclean_leader_election=topic.unclean_leader_election)
         return {"topic": name, "changed": sorted(changes)}
 
+    def _configure_sink(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Make a group's downstream sink idempotent (ignore a repeated key + sequence) or not."""
+        group = _name(args, "group")
+        sink = self.sinks.get(group)
+        if sink is None:
+            raise LabCommandError(f"group {group!r} has no sink in this lab; sinks are "
+                                  f"{', '.join(sorted(self.sinks)) or 'none'}")
+        sink.idempotent = _bool(args, "idempotent", True)
+        if sink.idempotent:
+            text = (f"Group {group}'s sink is now idempotent: it remembers each record's key and sequence and "
+                    f"ignores a repeat, so a re-delivery after a crash changes nothing.")
+        else:
+            text = f"Group {group}'s sink applies every record it is given again, repeats included."
+        self.cluster.events.emit(self.now_ms(), "SinkConfigured", text, group=group, idempotent=sink.idempotent)
+        return {"group": group, "idempotent": sink.idempotent}
+
     def _stop_group(self, args: dict[str, Any]) -> dict[str, Any]:
         """Close every consumer of a group (clean leave): the group becomes Empty and can be reset."""
         group = _name(args, "group")
@@ -834,6 +850,7 @@ _COMMANDS: dict[str, Callable[[LabWorld, dict[str, Any]], dict[str, Any]]] = {
     "reset_offsets": LabWorld._reset_offsets,
     "create_topic": LabWorld._create_topic,
     "stop_group": LabWorld._stop_group,
+    "configure_sink": LabWorld._configure_sink,
     "add_partitions": LabWorld._add_partitions,
     "add_txn_producer": LabWorld._add_txn_producer,
     "alter_topic": LabWorld._alter_topic,

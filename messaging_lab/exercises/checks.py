@@ -108,6 +108,7 @@ def capture_baseline(world: LabWorld) -> dict[str, Any]:
         "redelivered": sum(v for k, v in counts.items() if int(k) > 1),
         "sink_applied": {g: _sink_applied(world, g) for g in world.sinks},
         "sink_twice": {g: s.applied_twice() for g, s in world.sinks.items()},
+        "sink_ignored": {g: s.ignored_repeats for g, s in world.sinks.items()},
         "rebalances": {g: d.get("rebalances", 0) for g, d in _groups(world).items()},
         "producers": {n: {k: p.describe().get(k, 0) for k in ("client_id", "sent", "requests", "retries", "acked", "failed")}
                       for n, p in world.producers.items()},
@@ -567,6 +568,22 @@ def sent_since(ctx: CheckContext, producer: str, records: int) -> CheckResult:
     """The producer's application kept calling send(): at least this many more records since the step began."""
     more = _producer_delta(ctx, producer, "sent")
     return more >= records, f"{producer} sent {more} more record(s) (the step wants {records})"
+
+
+@check
+def ignored_repeats_since(ctx: CheckContext, group: str, values: int = 1) -> CheckResult:
+    """The group's idempotent sink recognised and ignored at least this many re-delivered records."""
+    sink = ctx.world.sinks[group]
+    before = ctx.baseline.get("sink_ignored", {}).get(group, 0)
+    more = sink.ignored_repeats - before
+    return more >= values, f"{group}'s sink ignored {more} repeated record(s) since the step began"
+
+
+@check
+def nothing_applied_twice_since(ctx: CheckContext, group: str) -> CheckResult:
+    """The group's sink applied no record a second time since the step began."""
+    more = ctx.world.sinks[group].applied_twice() - ctx.baseline["sink_twice"].get(group, 0)
+    return more == 0, f"{more} record(s) applied twice since the step began"
 
 
 # ── checks for the labs of guide sections 2, 3, 5, 8, 9 and 12 ───────────────

@@ -341,3 +341,24 @@ def test_replay_rebuilds_rest_counters_and_serializers():
     again = LabWorld.replay("sandbox", 16, log, 20_000)
     assert again.view() == w.view()
     assert again.view()["rest"]["counters"]["dropped"] > 0 and again.view()["producers"][0]["serializer"] == "json"
+
+
+def test_an_idempotent_sink_absorbs_the_redelivery_after_a_consumer_crash():
+    """Ensure configure_sink makes a group's sink ignore repeats: a crash mid-batch then re-delivers records
+    (counted as ignored repeats) but applies none of them a second time."""
+    world = LabWorld("at-least-once", 5)
+    with pytest.raises(LabCommandError, match="has no sink"):
+        world.apply({"kind": "configure_sink", "group": "nope", "idempotent": "true"})
+    world.advance(world.now_ms() + 8000)
+    world.apply({"kind": "configure_sink", "group": "dashboard", "idempotent": "true"})
+    assert world.cluster.events.of_kind("SinkConfigured")
+    world.apply({"kind": "burst", "producer": "telemetry", "records": 600})
+    world.advance(world.now_ms() + 3000)
+    sink = world.sinks["dashboard"]
+    twice_before = sink.applied_twice()
+    world.apply({"kind": "crash_consumer", "consumer": "dashboard-1"})
+    world.advance(world.now_ms() + 30_000)
+    assert sink.ignored_repeats > 0, "the takeover re-delivered part of dashboard-1's batch"
+    assert sink.applied_twice() == twice_before
+    described = {c["name"]: c for c in world.view()["consumers"]}["dashboard-2"]["sink"]
+    assert described["idempotent"] is True and described["ignored_repeats"] == sink.ignored_repeats
