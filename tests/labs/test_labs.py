@@ -208,3 +208,15 @@ def test_fork_rebuilds_the_moment_and_leaves_the_original_alone(client):
     assert [b["alive"] for b in client.get(f"/labs/{lab.pk}/state.json").json()["brokers"]] == [True, False, True]
     with pytest.raises(services.LabError, match="fork at a moment"):
         services.fork_lab(request, lab, at_ms=before["time_ms"] + 10_000_000)
+
+
+def test_the_sink_form_makes_a_group_sink_idempotent(client):
+    """Ensure the page's sink row applies configure_sink and a bad group gets the reason back."""
+    lab = _create(client)
+    assert b'id="sink-form"' in client.get(f"/labs/{lab.pk}/").content
+    ok = client.post(f"/labs/{lab.pk}/command", {"kind": "configure_sink", "group": "dashboard", "idempotent": "true"})
+    assert ok.status_code == 200
+    consumers = client.get(f"/labs/{lab.pk}/state.json").json()["consumers"]
+    assert all(c["sink"]["idempotent"] for c in consumers)
+    bad = client.post(f"/labs/{lab.pk}/command", {"kind": "configure_sink", "group": "nobody", "idempotent": "true"})
+    assert bad.status_code == 400 and b"has no sink" in bad.content
