@@ -9,6 +9,11 @@
 * ``sim_speedup`` — simulated seconds per wall second for 3 brokers, 6 partitions
   and a producer sending 1,000 records/s (acks=all, replication, an assign-mode
   consumer reading everything).
+
+Detail (not targets): ``produce_requests`` and ``produce_messages`` (ProduceRequests
+the producer sent, messages on the network) for the produce run;
+``sim_messages_per_record`` and ``sim_events_per_record`` (network messages and
+scheduled events the simulation ran, per record sent) for the speed run.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ def _keys(count: int) -> list[bytes]:
     return [f"machine-{i % 500}".encode() for i in range(count)]
 
 
+_DETAIL: dict[str, float | int] = {}
+
+
 def produce_throughput(records: int) -> float:
     root = tempfile.mkdtemp(prefix="core_log_cluster_bench_")
     try:
@@ -43,11 +51,14 @@ def produce_throughput(records: int) -> float:
         producer = Producer(cluster, "bench-producer", record_history=False)
         cluster.run_for(100)
         keys = _keys(records)
+        sent_before = cluster.network.sent
         start = time.perf_counter()
         futures = [producer.send("bench", key, VALUE) for key in keys]
         cluster.run_until(lambda: producer.in_flight_count() == 0, timeout_ms=600_000, step_ms=1)
         elapsed = time.perf_counter() - start
         assert all(f.ok for f in futures), "every record must be acknowledged"
+        _DETAIL["produce_requests"] = producer.stats["requests"]
+        _DETAIL["produce_messages"] = cluster.network.sent - sent_before
         return records / elapsed
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -87,18 +98,24 @@ def sim_speedup(simulated_ms: int = 30_000) -> float:
         cluster.schedule(1, tick)
 
     cluster.schedule(0, tick)
+    sent_before = cluster.network.sent
     start = time.perf_counter()
-    cluster.run_for(simulated_ms)
-    return (simulated_ms / 1000) / (time.perf_counter() - start)
+    events = cluster.run_for(simulated_ms)
+    elapsed = time.perf_counter() - start
+    _DETAIL["sim_messages_per_record"] = round((cluster.network.sent - sent_before) / max(1, counter[0]), 2)
+    _DETAIL["sim_events_per_record"] = round(events / max(1, counter[0]), 2)
+    return (simulated_ms / 1000) / elapsed
 
 
 def run_cluster_bench(records: int = 50_000) -> dict[str, float | int | None]:
     ours = produce_throughput(records)
     peer = mockafka_throughput(records)
+    speedup = sim_speedup()
     return {
         "produce_records": records,
         "produce_records_per_s": round(ours),
         "mockafka_produce_records_per_s": None if peer is None else round(peer),
         "produce_vs_mockafka": None if peer is None else round(ours / peer, 3),
-        "sim_speedup": round(sim_speedup(), 1),
+        "sim_speedup": round(speedup, 1),
+        **_DETAIL,
     }

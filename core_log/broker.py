@@ -74,7 +74,7 @@ from core_log.group import GroupCoordinator, coordinator_handlers
 from core_log.offsets import OFFSETS_TOPIC, partition_for_group
 from core_log.network import Deadlines
 from core_log.partition import FollowerState, LeaderState, PendingProduce
-from core_log.records import ControlType, encode_control_batch, iter_batches, read_batch_header
+from core_log.records import ControlType, RecordBatch, encode_control_batch, iter_batches, read_batch_header
 from core_log.replica import Replica
 from core_log.storage import SimStorage, Storage
 
@@ -468,7 +468,9 @@ class Broker:
             self._reply_fetch(req, src, OFFSET_OUT_OF_RANGE)
             return
         if req.replica_id >= 0:
-            follower = state.followers.setdefault(req.replica_id, FollowerState())
+            follower = state.followers.get(req.replica_id)
+            if follower is None:
+                follower = state.followers[req.replica_id] = FollowerState()
             follower.on_fetch(req.fetch_offset, log.log_end_offset, self.cluster.now_ms())
             self._maybe_expand_isr(tp, state, req.replica_id, req.fetch_offset)
             self._maybe_advance_hw(tp)
@@ -523,7 +525,7 @@ class Broker:
                 upper = _fetch_upper(replica, req)
                 try:
                     batches = replica.log.read(req.fetch_offset, req.max_bytes, max_offset=upper)
-                    records = b"".join(b.to_bytes() for b in batches)
+                    records = _batch_bytes(batches)
                     if req.isolation_level == 1 and batches:
                         aborted = tuple((e.producer_id, e.first_offset) for e in replica.log.aborted_txns(
                             batches[0].base_offset, batches[-1].next_offset))
@@ -730,6 +732,20 @@ class Broker:
             "disk_bytes": sum(r.log.size_bytes for r in self.replicas.values()) if self.alive else None,
             "leading": sorted(str(tp) for tp in self.leading),
         }
+
+
+def _batch_bytes(batches: list[RecordBatch]) -> bytes:
+    """The bytes of consecutive batches (one slice when they sit side by side in one buffer, as a read leaves them)."""
+    if not batches:
+        return b""
+    first, last = batches[0], batches[-1]
+    end = last.position + last.size_bytes
+    if all(b.buffer is first.buffer for b in batches) and end - first.position == sum(b.size_bytes for b in batches):
+        buf = first.buffer
+        if first.position == 0 and end == len(buf) and isinstance(buf, bytes):
+            return buf
+        return bytes(buf[first.position:end])
+    return b"".join(b.to_bytes() for b in batches)
 
 
 def _fetch_upper(replica: Replica, req: FetchRequest) -> int:

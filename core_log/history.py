@@ -197,7 +197,7 @@ class History:
             raise HistoryError(
                 f"invoke {index} belongs to {recorded.process!r}, not {invoke_op.process!r}: "
                 "a process can only complete its own ops")
-        if recorded is None or recorded != invoke_op or not recorded.is_invoke:
+        if recorded is None or (recorded is not invoke_op and recorded != invoke_op) or not recorded.is_invoke:
             raise HistoryError(f"op {index!r} is not an invoke recorded in this history")
         if index not in self._pending:
             raise HistoryError(f"invoke {index} ({recorded.process} {recorded.f}) is already completed")

@@ -138,9 +138,9 @@ class LogConfig:
         return [f.name for f in fields(cls)]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AppendInfo:
-    """What one append did."""
+    """What one append did (not frozen only because a frozen dataclass is slow to build, and this is hot)."""
 
     first_offset: int
     last_offset: int
@@ -420,12 +420,13 @@ class Log:
     def _maybe_roll(self, size_bytes: int, max_timestamp_ms: int, last_offset: int, first_offset: int) -> bool:
         """Roll before an append if the active segment is full, old, or its index is full."""
         seg = self.active_segment
-        if seg.size_bytes == 0:
+        seg_size = seg.size_bytes
+        if seg_size == 0:
             if first_offset > seg.base_offset:  # a follower's batch leaves a gap: start a segment at it
                 self._replace_empty_active(first_offset)
             return False
         cfg = self.config
-        too_big = seg.size_bytes > cfg.segment_bytes - size_bytes
+        too_big = seg_size > cfg.segment_bytes - size_bytes
         too_old = (seg.first_batch_max_timestamp_ms is not None
                    and max_timestamp_ms - seg.first_batch_max_timestamp_ms > cfg.segment_ms)
         index_full = seg.index_entries() >= cfg.segment_index_bytes // 8

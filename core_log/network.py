@@ -162,9 +162,11 @@ class Network:
     """Delivers envelopes between registered nodes through the scheduler."""
 
     def __init__(self, rng: random.Random, schedule: Callable[[int, Callable[[], None]], None],
-                 now_ms: Callable[[], int], plan: FaultPlan | None = None) -> None:
+                 now_ms: Callable[[], int], plan: FaultPlan | None = None,
+                 schedule_at: Callable[[int, Callable[[], None]], None] | None = None) -> None:
         self._rng = rng
         self._schedule = schedule
+        self._schedule_at = schedule_at or (lambda when, action: schedule(when - now_ms(), action))
         self._now_ms = now_ms
         self.plan = plan or FaultPlan()
         self.nodes: dict[str, Node] = {}
@@ -194,10 +196,13 @@ class Network:
         else:
             latency_ms = plan.default_latency_ms
         now = self._now_ms()
-        deliver_ms = max(now + latency_ms, self._last_delivery_ms.get(key, 0))  # in order, like TCP
+        deliver_ms = now + latency_ms
+        last = self._last_delivery_ms.get(key, 0)
+        if last > deliver_ms:
+            deliver_ms = last  # in order, like TCP
         self._last_delivery_ms[key] = deliver_ms
         envelope = Envelope(src.node_id, dst_id, message, src.incarnation, dst.incarnation, now, deliver_ms)
-        self._schedule(deliver_ms - now, lambda: self._deliver(envelope))
+        self._schedule_at(deliver_ms, lambda: self._deliver(envelope))
 
     def reset_connections(self, node_id: str) -> None:
         """``node_id``'s process died while its host stayed up: every peer's connection to it is reset.

@@ -71,7 +71,10 @@ class LeaderEpochCache:
         The end of an epoch is the start of the next one, or the log end for the
         latest. ``(-1, -1)`` when no such epoch is known.
         """
-        epochs = [e for e, _ in self.entries]
+        entries = self.entries
+        if entries and requested_epoch >= entries[-1][0]:  # the common case: the latest epoch
+            return entries[-1][0], log_end_offset
+        epochs = [e for e, _ in entries]
         i = bisect.bisect_right(epochs, requested_epoch) - 1
         if i < 0:
             return UNDEFINED, UNDEFINED

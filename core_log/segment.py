@@ -122,12 +122,12 @@ class Segment:
         since the previous one (Kafka's rule: the check comes before counting
         this append, so the first batch of a segment is never indexed).
         """
-        if self.size_bytes == 0:
+        position = self.log.append(data)
+        if position == 0:
             self.first_batch_max_timestamp_ms = max_timestamp_ms
         if max_timestamp_ms > self.max_timestamp_ms:
             self.max_timestamp_ms = max_timestamp_ms
             self.offset_of_max_timestamp = offset_of_max_timestamp
-        position = self.log.append(data)
         self._tail_offsets.append(self.next_offset)  # every earlier batch ends below it
         self._tail_positions.append(position)
         if len(self._tail_offsets) > TAIL_ENTRIES_MAX:

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from core_log.network import FaultPlan, Network
+from core_log.network import Deadlines, FaultPlan, Network
 
 
 class _Node:
@@ -104,3 +104,39 @@ def test_fault_plan_rejects_out_of_range_values():
         plan.set_link("a", "b", latency_ms=10**9)
     with pytest.raises(ValueError):
         plan.set_link("a", "b", loss_probability=1.5)
+
+
+def test_deadlines_fire_each_timeout_at_its_own_deadline_with_one_timer():
+    """Ensure Deadlines runs every entry exactly timeout_ms after it was added, in order, with one pending event."""
+    loop = _Loop()
+    deadlines = Deadlines(loop.schedule, lambda: loop.now)
+    fired: list[tuple[int, str]] = []
+
+    def add(name: str, timeout_ms: int = 100) -> None:
+        deadlines.add(timeout_ms, name, lambda: fired.append((loop.now, name)))
+
+    add("a")
+    loop.schedule(10, lambda: add("b"))
+    loop.schedule(20, lambda: add("c"))
+    loop.schedule(30, lambda: deadlines.cancel(100, "b"))  # answered in time: never fires
+    loop.schedule(40, lambda: add("short", 5))  # another duration has its own timer
+    loop.schedule(50, lambda: add("d"))
+    assert len(loop.queue) == 6  # one timer for the 100 ms entries, not one per entry
+    loop.run()
+    assert fired == [(45, "short"), (100, "a"), (120, "c"), (150, "d")]
+    assert len(deadlines) == 0
+
+
+def test_deadlines_entry_added_by_an_action_keeps_later_deadlines_on_time():
+    """Ensure an action that adds an entry while others are due does not delay the next deadline."""
+    loop = _Loop()
+    deadlines = Deadlines(loop.schedule, lambda: loop.now)
+    fired: list[tuple[int, str]] = []
+    deadlines.add(100, "a", lambda: (fired.append((loop.now, "a")), deadlines.add(100, "a2", lambda: fired.append((loop.now, "a2")))))
+    loop.schedule(5, lambda: deadlines.add(100, "b", lambda: fired.append((loop.now, "b"))))
+    loop.run()
+    assert fired == [(100, "a"), (105, "b"), (200, "a2")]
+    deadlines.add(100, "gone", lambda: fired.append((loop.now, "gone")))
+    deadlines.clear()
+    loop.run()
+    assert fired[-1] == (200, "a2")
