@@ -22,6 +22,13 @@ Each send is recorded in the cluster's history as an invoke, then ok (with its
 offset), fail (definitely not written) or info (maybe written: it timed out after
 an attempt that might have landed) — the checker's input.
 
+The hot path is kept short: a batch's records are encoded once, when the batch
+is first sent (a retry re-stamps only the header: producer epoch, base
+sequence, CRC); the futures of a batch complete together, as Kafka's
+``FutureRecordMetadata`` share one ``ProduceRequestResult``; request timeouts
+are checked by one timer per producer (:class:`~core_log.network.Deadlines`),
+not one per request.
+
 Differences from Kafka: one partition per produce request; no ``buffer.memory``
 or ``max.block.ms`` (sends wait in memory for metadata); on an
 ``OUT_OF_ORDER_SEQUENCE_NUMBER`` that is not explained by an earlier failed batch,
