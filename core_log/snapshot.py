@@ -51,6 +51,7 @@ lab's files in :func:`snapshot` and writing them in :func:`restore`.
 from __future__ import annotations
 
 import functools
+import gc
 import io
 import marshal
 import os
@@ -318,12 +319,17 @@ def snapshot(world: Any) -> Snapshot:
     root = _file_root(world)
     buffer = io.BytesIO()
     pickler = _Pickler(buffer, root)
+    paused = gc.isenabled()
+    gc.disable()  # the reductions allocate many short-lived tuples; no need for full-heap passes meanwhile
     try:
         pickler.dump(world)
     except SnapshotError:
         raise
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise SnapshotError(f"the world holds something a snapshot cannot copy: {exc}") from exc
+    finally:
+        if paused:
+            gc.enable()
     files = _read_files(root) if root is not None else {}
     now = world.now_ms() if hasattr(world, "now_ms") else world.cluster.now_ms()
     return Snapshot(at_ms=now, graph=zlib.compress(buffer.getbuffer(), COMPRESS_LEVEL), root=root, files=files)
@@ -353,7 +359,16 @@ def restore(snap: Snapshot, data_dir: str | None = None) -> Any:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as f:
                 f.write(zlib.decompress(data))
-    return _Unpickler(io.BytesIO(zlib.decompress(snap.graph)), root).load()
+    # A restore allocates the whole graph (millions of objects for a long lab): with the cyclic garbage
+    # collector running, its generation-2 passes over the growing heap cost more than the load itself
+    # (seconds for a 10-minute lab). Nothing here is garbage yet, so it is paused while loading.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _Unpickler(io.BytesIO(zlib.decompress(snap.graph)), root).load()
+    finally:
+        if paused:
+            gc.enable()
 
 
 def copy_world(world: Any, data_dir: str | None = None) -> Any:

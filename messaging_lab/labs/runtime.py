@@ -27,12 +27,14 @@ to the saved simulated time, so everything a viewer had been shown comes back.
 thread snapshots each awake lab (:mod:`core_log.snapshot`) into the lab's
 :class:`~core_log.snapshot.CheckpointStore` (bounded by
 :data:`MAX_CHECKPOINT_BYTES` and :data:`MAX_CHECKPOINTS`, oldest dropped first;
-in memory only). :func:`rebuild_at` rebuilds the lab as it was at any moment T —
+in memory only; a lab running on its own spends at most :data:`MAX_CHECKPOINT_SHARE`
+of the thread's wall time on them). :func:`rebuild_at` rebuilds the lab as it was at any moment T —
 the nearest checkpoint ≤ T plus the logged commands after it (control kinds
 skipped) — in the *calling* thread, never touching the live world: that is the
 rewind view and the fast path of a fork. Checkpoints do not survive a restart;
 the first rebuild after one replays the whole log (as before) and takes new
-checkpoints on the way, so rewinds are fast again once it is done.
+checkpoints in its last :data:`REBUILD_CHECKPOINT_WINDOW_MS`, so recent rewinds are
+fast again once it is done.
 """
 
 from __future__ import annotations
@@ -76,6 +78,13 @@ EVENTS_PER_FRAME = 200  # a burst of more events in one frame sends the newest 2
 ADMIN_TIMEOUT_MS = 20_000  # simulated time an offset reset may take before it is reported as failed
 CHECKPOINT_INTERVAL_S = 1.0  # an awake lab nobody watches still saves its simulated time this often
 CHECKPOINT_SIM_MS = 10_000  # simulated ms between two timeline checkpoints of a lab (rewind replays at most this)
+#: Taking checkpoints may cost at most this share of the engine thread's wall time: a snapshot that took s
+#: seconds defers the next one by s × (1/share − 1) (a long lab's snapshots are bigger, so it is checkpointed
+#: less often; a fast-forward skips the boundaries that come too soon).
+MAX_CHECKPOINT_SHARE = 0.1
+#: A rebuild from the whole log (after a restart, an import) takes checkpoints only in its last this many
+#: simulated ms: the memory bound keeps only the newest anyway, and each one costs a snapshot.
+REBUILD_CHECKPOINT_WINDOW_MS = 120_000
 __all__ = ["CHECKPOINT_SIM_MS", "MAX_CHECKPOINTS", "MAX_CHECKPOINT_BYTES", "LabRuntime", "RunningLab", "rebuild_at",
            "rewind_view", "runtime"]
 
@@ -106,6 +115,8 @@ class RunningLab:
     checkpoints: CheckpointStore = field(default_factory=CheckpointStore)  # the timeline's snapshots (memory only)
     next_checkpoint_ms: int = CHECKPOINT_SIM_MS
     checkpoint_error: str | None = None  # why this lab stopped taking checkpoints, if it did
+    checkpoint_not_before: float = 0.0  # wall time (monotonic) before which a paced checkpoint is skipped
+    last_snapshot_s: float = 0.0  # how long the last snapshot held the engine thread
 
     @property
     def awake(self) -> bool:
@@ -207,7 +218,7 @@ class LabRuntime:
             while world.now_ms() < target and time.monotonic() < deadline:
                 world.advance(min(target, world.now_ms() + SLICE_SIM_MS))
             running.behind = world.now_ms() < target
-        self._maybe_snapshot(running)
+        self._maybe_snapshot(running, paced=True)
         if running.guide is not None and now - running.last_guide_eval >= GUIDE_EVAL_INTERVAL_S:
             running.last_guide_eval = now
             running.guide.evaluate(world)  # saves the learner's progress when a check or the step changes
@@ -219,24 +230,34 @@ class LabRuntime:
         elif running.awake and now - running.last_checkpoint >= CHECKPOINT_INTERVAL_S:
             self._checkpoint(running, now)
 
-    def _maybe_snapshot(self, running: RunningLab) -> None:
-        """Take a timeline checkpoint if simulated time reached the next multiple of CHECKPOINT_SIM_MS."""
+    def _maybe_snapshot(self, running: RunningLab, paced: bool = False) -> None:
+        """Take a timeline checkpoint if simulated time reached the next multiple of CHECKPOINT_SIM_MS.
+
+        Whoever moves the lab (its own pace, a command, a fast-forward), checkpoints take at most
+        MAX_CHECKPOINT_SHARE of the engine thread: a checkpoint due too soon after an expensive one is
+        skipped (the next boundary after the deferral is taken). ``paced`` is kept for callers' clarity.
+        """
         now_ms = running.world.now_ms()
         if now_ms < running.next_checkpoint_ms:
             return
+        if time.monotonic() < running.checkpoint_not_before:
+            return  # too soon after the last (expensive) snapshot; the next tick past the deferral takes it
         running.next_checkpoint_ms = (now_ms // CHECKPOINT_SIM_MS + 1) * CHECKPOINT_SIM_MS
         if running.checkpoint_error is not None:
             return
+        started = time.monotonic()
         try:
             running.checkpoints.add(Checkpoint(snapshot(running.world), running.next_seq - 1))
         except SnapshotError as exc:  # the lab runs on; rewinds and forks fall back to a full replay
             running.checkpoint_error = str(exc)
             log.exception("lab %s cannot be checkpointed; rewind will replay from the start", running.lab_id)
+        running.last_snapshot_s = time.monotonic() - started
+        running.checkpoint_not_before = time.monotonic() + running.last_snapshot_s * (1 / MAX_CHECKPOINT_SHARE - 1)
 
     def checkpoint_info(self, lab_id: str) -> dict[str, Any]:
         running = self.get(lab_id)
         return {**running.checkpoints.describe(), "every_sim_ms": CHECKPOINT_SIM_MS, "error": running.checkpoint_error,
-                "now_ms": running.world.now_ms()}
+                "last_snapshot_s": round(running.last_snapshot_s, 3), "now_ms": running.world.now_ms()}
 
     def nearest_checkpoint(self, lab_id: str, at_ms: int) -> tuple[int, Checkpoint | None]:
         """(the lab's simulated time now, its newest checkpoint at or before ``at_ms`` or None)."""
@@ -504,6 +525,8 @@ def rebuild(lab: Lab, at_ms: int, data_dir: str | None, *, checkpoint: Checkpoin
     on_checkpoint = None
     if store is not None:
         def on_checkpoint(w: LabWorld, seq: int) -> None:
+            if w.now_ms() < at_ms - REBUILD_CHECKPOINT_WINDOW_MS:
+                return
             try:
                 store.add(Checkpoint(snapshot(w), seq))
             except SnapshotError:

@@ -322,8 +322,7 @@
         d.shouldSwap = true; d.isError = false;
       }
     });
-    loadTimeline();
-    setInterval(loadTimeline, 5000);
+    loadTimeline();  // again after each command from the controls (above); the range follows the frames
     window.labTimeline = { showMoment: showMoment, backToLive: backToLive };  // for tests and the console
   }
 

@@ -114,7 +114,9 @@ def test_timeline_lists_commands_and_checkpoints_and_rewind_validates_the_moment
     t = client.get(f"/labs/{lab.pk}/timeline.json").json()
     assert [c["kind"] for c in t["commands"]] == ["pause", "fast_forward", "fast_forward", "crash_broker",
                                                    "fast_forward"]
-    assert t["now_ms"] >= 30_000 and t["checkpoints"]["times_ms"][:3] == [10_000, 20_000, 30_000]
+    assert t["now_ms"] >= 30_000 and t["checkpoints"]["times_ms"][0] == 10_000  # later ones may be deferred
+    times = t["checkpoints"]["times_ms"]
+    assert times == sorted(times) and all(10_000 <= x <= t["now_ms"] for x in times)
     assert t["checkpoints"]["max_bytes"] == 64 * 1024 * 1024 and t["checkpoints"]["bytes"] > 0
     for bad, reason in (("abc", "whole number"), ("-5", "whole number"), ("", "whole number"),
                         (str(t["now_ms"] + 60_000), "has only run"), ("9" * 20, "whole number")):
@@ -236,6 +238,7 @@ except ImportError:  # pragma: no cover
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("browser")  # one chromium at a time, with the other browser tests
 @pytest.mark.skipif(not CHROMIUM or not __import__("pathlib").Path(CHROMIUM).exists(),
                     reason="Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
 def test_browser_scrub_back_see_the_earlier_state_fork_and_compare(page, server):
