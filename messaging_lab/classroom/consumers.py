@@ -22,22 +22,21 @@ Client → server: ``{"type": "ping"}``; students: ``{"type": "answer",
 instructor: ``{"type": "push", "kind": "choice"|"text", "prompt": …,
 "options": […], "right": …}``, ``{"type": "reveal", "question": ID}``,
 ``{"type": "pause"}``, ``{"type": "resume"}``. Anything else — not JSON, more
-than :data:`MAX_MESSAGE_CHARS`, an unknown type, an instructor action from a
+than :data:`messaging_lab.ws.MAX_MESSAGE_CHARS`, an unknown type, an instructor action from a
 student — gets an ``error`` frame.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from messaging_lab.ws import BoundedJsonConsumer
 
 from messaging_lab.classroom import services
 from messaging_lab.classroom.models import Classroom, Student
 
-MAX_MESSAGE_CHARS = 4096
 STUDENT_TYPES = ("ping", "answer")
 INSTRUCTOR_TYPES = ("ping", "push", "reveal", "pause", "resume")
 
@@ -69,7 +68,7 @@ def _hello(classroom_id: int, role: str, student_id: int | None) -> dict[str, An
     return hello
 
 
-class ClassroomConsumer(AsyncJsonWebsocketConsumer):
+class ClassroomConsumer(BoundedJsonConsumer):
     classroom_id: int | None = None
     role = ""
     student_id: int | None = None
@@ -96,17 +95,6 @@ class ClassroomConsumer(AsyncJsonWebsocketConsumer):
             if self.role == "instructor":
                 await self.channel_layer.group_discard(services.instructor_group(self.classroom_id),
                                                        self.channel_name)
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
-        if text_data is None or len(text_data) > MAX_MESSAGE_CHARS:
-            await self._error(f"send JSON text of at most {MAX_MESSAGE_CHARS} characters")
-            return
-        try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self._error("that was not JSON")
-            return
-        await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         allowed = INSTRUCTOR_TYPES if self.role == "instructor" else STUDENT_TYPES
@@ -150,9 +138,6 @@ class ClassroomConsumer(AsyncJsonWebsocketConsumer):
             return None
         services.pause_all(classroom, paused=kind == "pause")
         return None
-
-    async def _error(self, message: str) -> None:
-        await self.send_json({"type": "error", "message": message})
 
     async def class_event(self, event: dict[str, Any]) -> None:
         payload = event["payload"]

@@ -8,17 +8,16 @@ large, an unknown type, a command from a read-only viewer — is answered with a
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from messaging_lab.ws import BoundedJsonConsumer
 
 from core_log.lab import LabCommandError
 from messaging_lab.labs.models import Lab
 from messaging_lab.labs.runtime import group_name, runtime
 
-MAX_MESSAGE_CHARS = 4096
 
 
 @database_sync_to_async
@@ -30,7 +29,7 @@ def _find_lab(lab_id: str | None, share: str | None, session_key: str | None) ->
     return Lab.objects.filter(pk=lab_id, owner_session=session_key).first()
 
 
-class LabLiveConsumer(AsyncJsonWebsocketConsumer):
+class LabLiveConsumer(BoundedJsonConsumer):
     lab_id: str | None = None
     read_only = True
 
@@ -54,17 +53,6 @@ class LabLiveConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group_name(lab_id), self.channel_name)
             await runtime.acall(lambda: runtime.leave(lab_id))
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
-        if text_data is None or len(text_data) > MAX_MESSAGE_CHARS:
-            await self._error(f"send JSON text of at most {MAX_MESSAGE_CHARS} characters")
-            return
-        try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self._error("that was not JSON")
-            return
-        await self.receive_json(content)
-
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict) or content.get("type") not in ("ping", "command"):
             await self._error("messages are {\"type\": \"ping\"} or {\"type\": \"command\", \"command\": {...}}")
@@ -87,9 +75,6 @@ class LabLiveConsumer(AsyncJsonWebsocketConsumer):
             await self._error(str(exc))
             return
         await self.send_json({"type": "result", "result": result})
-
-    async def _error(self, message: str) -> None:
-        await self.send_json({"type": "error", "message": message})
 
     async def lab_frame(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["text"])  # the runtime encoded the frame once for every viewer

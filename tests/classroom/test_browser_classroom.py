@@ -8,23 +8,14 @@ pages are saved under ``test-artifacts/`` (git-ignored).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.labs.server import BASE_DIR, LiveServer
+from tests.labs.test_browser import CHROMIUM, CHROMIUM_ARGS, _shot, pytestmark  # noqa: F401 (the shared browser set-up)
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = BASE_DIR / "test-artifacts"
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser"),  # one browser at a time
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed "
-                                 "(.ci/run installs it: apt-get install chromium)")]
-# As in tests/labs/test_browser.py: without these flags chromium keeps dialling out, which this machine refuses.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
 PASSWORD = "correct-horse-battery"
 
 
@@ -54,11 +45,6 @@ def two_contexts(server):
         yield pages
         browser.close()
         assert not errors, errors
-
-
-def _shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_the_student_sees_the_instructors_broker_crash_live_then_answers_a_pushed_question(two_contexts, server):

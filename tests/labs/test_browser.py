@@ -14,7 +14,7 @@ from tests.labs.server import BASE_DIR, LiveServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = BASE_DIR / "test-artifacts"
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser"),  # one browser at a time
+pytestmark = [pytest.mark.slow, pytest.mark.browser,  # run after the rest, alone (scripts/test.sh)
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed "
                                  "(.ci/run installs it: apt-get install chromium)")]
 # Without the background-networking flags chromium keeps dialling out, which this machine refuses.

@@ -238,7 +238,7 @@ except ImportError:  # pragma: no cover
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("browser")  # one chromium at a time, with the other browser tests
+@pytest.mark.browser  # run after the rest, alone (scripts/test.sh)
 @pytest.mark.skipif(not CHROMIUM or not __import__("pathlib").Path(CHROMIUM).exists(),
                     reason="Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
 def test_browser_scrub_back_see_the_earlier_state_fork_and_compare(page, server):
