@@ -152,10 +152,13 @@ class GuideRun:
         return step.hints[shown - 1]
 
     def solution(self, world: LabWorld) -> list[dict[str, Any]]:
-        """The current step's solution commands with broker references resolved against the lab now."""
+        """The current step's solution commands with broker references resolved against the lab now.
+
+        Allowed while the step is active and after it is done (a question-only step is done as soon as it is
+        answered; its demonstration can still be watched then)."""
         step = self.step
-        if step is None or self.status != "active":
-            raise GuideError("'show me' is for the step in progress")
+        if step is None or self.status not in ("active", "done"):
+            raise GuideError("'show me' is for the step on the page")
         if step.id not in self.state["shown"]:
             self.state["shown"].append(step.id)
         return [resolve_command(world, c) for c in step.solution]
