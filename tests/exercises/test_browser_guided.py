@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from messaging_lab.exercises.fixtures import load_all
-from tests.labs.test_browser import CHROMIUM, CHROMIUM_ARGS, _shot, pytestmark as browser_marks  # noqa: F401
+from tests.labs.test_browser import _shot, page, pytestmark as browser_marks  # noqa: F401 (page: the shared tab)
 from tests.labs.server import LiveServer
 from tests.exercises.walk import right_answer
 
@@ -26,20 +26,6 @@ WALKED = ("consumer-groups", "producer-side", "topics-and-partitions")  # three 
 def server(tmp_path_factory):
     with LiveServer(tmp_path_factory.mktemp("guided")) as live:
         yield live
-
-
-@pytest.fixture()
-def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda e: errors.append(str(e)))
-        yield tab
-        browser.close()
-        assert not errors, errors
 
 
 def _answer(page, question) -> None:  # type: ignore[no-untyped-def]
