@@ -151,13 +151,16 @@ def _tp(topic: str, partition: int) -> TopicPartition:
 
 
 # ── events and brokers ───────────────────────────────────────────────────────
+def _first_event(ctx: CheckContext, kind: str, field: str, value: str) -> Event | None:
+    """The first event of ``kind`` since the step began (with ``fields[field] == value`` when a field is named)."""
+    return next((e for e in ctx.events if e.kind == kind and (not field or str(e.fields.get(field)) == value)), None)
+
+
 @check
 def event_seen(ctx: CheckContext, kind: str, field: str = "", value: str = "") -> CheckResult:
     """An engine event of this kind happened since the step began (optionally with field == value)."""
-    for event in ctx.events:
-        if event.kind == kind and (not field or str(event.fields.get(field)) == value):
-            return True, event.text
-    return False, f"no {kind} event yet"
+    event = _first_event(ctx, kind, field, value)
+    return (True, event.text) if event is not None else (False, f"no {kind} event yet")
 
 
 @check
@@ -675,10 +678,8 @@ def no_gap_below_commit(ctx: CheckContext, group: str, topic: str) -> CheckResul
 @check
 def no_event(ctx: CheckContext, kind: str, field: str = "", value: str = "") -> CheckResult:
     """No engine event of this kind happened since the step began (optionally with field == value)."""
-    for event in ctx.events:
-        if event.kind == kind and (not field or str(event.fields.get(field)) == value):
-            return False, event.text
-    return True, f"no {kind} event since the step began"
+    event = _first_event(ctx, kind, field, value)
+    return (False, event.text) if event is not None else (True, f"no {kind} event since the step began")
 
 
 @check
