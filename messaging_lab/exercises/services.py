@@ -9,11 +9,12 @@ that touches a lab's world, and saves the progress row when it changes.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from functools import lru_cache
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -24,6 +25,8 @@ from messaging_lab.exercises.models import Progress
 from messaging_lab.labs.models import Lab
 from messaging_lab.labs.runtime import runtime
 from messaging_lab.labs.services import visitor_key
+
+log = logging.getLogger(__name__)
 
 MAX_GUIDED_LABS_PER_LEARNER = 20  # one per fixture at most; each is a sleeping LabWorld when not watched
 
@@ -51,12 +54,28 @@ class LabGuide:
     def __init__(self, progress_id: int, run: GuideRun) -> None:
         self.progress_id = progress_id
         self.run = run
+        self.unsaved = False  # a save the database refused (busy); retried at the next evaluation
 
     def evaluate(self, world) -> bool:  # type: ignore[no-untyped-def]
         changed = self.run.evaluate(world)
-        if changed:
-            self.save()
+        if changed or self.unsaved:
+            self.save_when_possible()
         return changed
+
+    def save_when_possible(self) -> None:
+        """Save, or remember to: the engine thread must not stop a lab because SQLite was busy.
+
+        The run's state stays in memory either way, so nothing the learner did is lost; the row
+        catches up at the next evaluation (every GUIDE_EVAL_INTERVAL_S).
+        """
+        try:
+            self.save()
+        except DatabaseError:
+            if not self.unsaved:
+                log.warning("progress %s not saved (database busy); retrying", self.progress_id)
+            self.unsaved = True
+        else:
+            self.unsaved = False
 
     def view(self) -> dict[str, Any]:
         return self.run.view()
@@ -130,7 +149,7 @@ def _on_guide(lab: Lab, action):  # type: ignore[no-untyped-def]
         try:
             return action(running, guide)
         finally:
-            guide.save()
+            guide.save_when_possible()
             running.last_frame = 0.0  # show the change at once
     try:
         return runtime.call(call)

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 
 from core_log.lab import HIDDEN_EVENT_KINDS, PACING_KINDS, LabCommandError, LabWorld
 from core_log.snapshot import (MAX_CHECKPOINT_BYTES, MAX_CHECKPOINTS, Checkpoint, CheckpointStore, SnapshotError,
@@ -71,6 +71,7 @@ SLICE_BUDGET_S = 0.02
 IDLE_AFTER_S = 120.0
 MAX_CATCH_UP_MS = 2000  # a lab that fell behind does not try to run more than this at once
 CALL_TIMEOUT_S = 30.0
+WRITE_RETRY_S = 5.0  # how long an engine-thread write that records a done command retries a busy database
 CONTROL_KINDS = PACING_KINDS + ("fast_forward",)  # pace simulated time; logged, skipped by replay
 MAX_FAST_FORWARD_S = 300  # simulated seconds one fast-forward may run (it holds the engine thread meanwhile)
 GUIDE_EVAL_INTERVAL_S = 0.25  # a guided lab re-checks its step this often (wall time)
@@ -121,6 +122,24 @@ class RunningLab:
     @property
     def awake(self) -> bool:
         return self.viewers > 0 or time.monotonic() - self.last_touch < IDLE_AFTER_S
+
+
+def _write_retrying(write: Callable[[], Any]) -> None:
+    """Run a database write from the engine thread, retrying while SQLite reports a table locked.
+
+    A file database waits out another writer itself (its busy timeout); SQLite's shared-cache
+    in-memory database, which the tests use, answers "table is locked" at once instead. A write that
+    records what the world already did is retried for up to WRITE_RETRY_S rather than dropped.
+    """
+    deadline = time.monotonic() + WRITE_RETRY_S
+    while True:
+        try:
+            write()
+            return
+        except DatabaseError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 class LabRuntime:
@@ -265,8 +284,12 @@ class LabRuntime:
         return running.world.now_ms(), running.checkpoints.nearest(at_ms)
 
     def _checkpoint(self, running: RunningLab, now: float) -> None:
-        Lab.objects.filter(pk=running.lab_id).update(sim_time_ms=running.world.now_ms())
+        """Record the lab's simulated time in its row (what My labs shows); a busy database only delays it."""
         running.last_checkpoint = now
+        try:
+            Lab.objects.filter(pk=running.lab_id).update(sim_time_ms=running.world.now_ms())
+        except DatabaseError:  # SQLite busy or locked: the next interval writes a newer time anyway
+            log.warning("lab %s: simulated time not recorded (database busy)", running.lab_id)
 
     def _frame(self, running: RunningLab, full: bool) -> dict[str, Any] | None:
         view = running.world.view()
@@ -353,7 +376,7 @@ class LabRuntime:
             for broker in old.world.cluster.brokers.values():
                 if broker.alive:
                     broker.shutdown()
-        Lab.objects.filter(pk=lab.pk).update(sim_time_ms=world.now_ms())
+        _write_retrying(lambda: Lab.objects.filter(pk=lab.pk).update(sim_time_ms=world.now_ms()))
         return self._host(lab, world, store)
 
     def create(self, lab: Lab, setup: list[dict[str, Any]] | tuple = ()) -> RunningLab:
@@ -364,7 +387,7 @@ class LabRuntime:
         world = LabWorld(lab.template, lab.seed, data_dir=str(data_dir), brokers=lab.brokers)
         running = RunningLab(lab.pk, world, lab.speed, lab.paused)
         self._labs[lab.pk] = running
-        Lab.objects.filter(pk=lab.pk).update(sim_time_ms=world.now_ms())
+        _write_retrying(lambda: Lab.objects.filter(pk=lab.pk).update(sim_time_ms=world.now_ms()))
         for command in setup:
             self.apply(lab.pk, dict(command))
         running.guide = self.guide_loader(lab) if self.guide_loader is not None else None
@@ -416,11 +439,13 @@ class LabRuntime:
         return {"kind": kind, "at_ms": at_ms, **result}
 
     def _log(self, running: RunningLab, at_ms: int, command: dict[str, Any]) -> None:
-        with transaction.atomic():
-            LabCommand.objects.create(lab_id=running.lab_id, seq=running.next_seq, sim_time_ms=at_ms,
-                                      kind=str(command.get("kind")),
-                                      args={k: v for k, v in command.items() if k != "kind"})
-            Lab.objects.filter(pk=running.lab_id).update(sim_time_ms=running.world.now_ms())
+        def write() -> None:
+            with transaction.atomic():
+                LabCommand.objects.create(lab_id=running.lab_id, seq=running.next_seq, sim_time_ms=at_ms,
+                                          kind=str(command.get("kind")),
+                                          args={k: v for k, v in command.items() if k != "kind"})
+                Lab.objects.filter(pk=running.lab_id).update(sim_time_ms=running.world.now_ms())
+        _write_retrying(write)  # the command is already in the world: its log row must not be lost
         running.next_seq += 1
 
     def _control(self, running: RunningLab, command: dict[str, Any]) -> dict[str, Any]:
@@ -455,8 +480,8 @@ class LabRuntime:
             due = running.world.cluster.next_event_ms()
             if due is not None:
                 running.world.advance(max(due, running.world.now_ms()))
-        Lab.objects.filter(pk=running.lab_id).update(speed=running.speed, paused=running.paused,
-                                                      sim_time_ms=running.world.now_ms())
+        _write_retrying(lambda: Lab.objects.filter(pk=running.lab_id).update(
+            speed=running.speed, paused=running.paused, sim_time_ms=running.world.now_ms()))
         running.last_frame = 0.0  # show the change at once
         return {"kind": kind, "speed": running.speed, "paused": running.paused, "at_ms": running.world.now_ms()}
 

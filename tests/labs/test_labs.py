@@ -112,6 +112,7 @@ def test_offset_reset_preview_and_apply(client):
         if group and sum(group[0]["committed"].values()) > 20:
             break
         time.sleep(0.2)
+    assert group and sum(group[0]["committed"].values()) > 20, group  # a Stable group that has consumed
     preview = client.post(f"/labs/{lab.pk}/command", {"kind": "reset_offsets", "group": "dashboard",
                                                       "to": "earliest", "dry_run": "true"})
     assert preview.status_code == 200, preview.content
