@@ -33,6 +33,10 @@ class Lab(models.Model):
     speed = models.FloatField(default=1.0)
     paused = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
+    # A fork's source and the simulated moment it was forked at (what /labs/<fork>/compare compares).
+    # Kept in the database, not the session, so the comparison works from any browser that owns the fork.
+    forked_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks")
+    forked_at_ms = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]

@@ -17,7 +17,6 @@ from messaging_lab.labs.models import MAX_LABS_PER_VISITOR, Lab, LabCommand
 from messaging_lab.labs.runtime import CONTROL_KINDS, rebuild, rebuild_at, rewind_view, runtime
 
 MAX_NAME_CHARS = 80
-FORKS_SESSION_KEY = "lab_forks"  # fork id → {"source": lab id, "at_ms": ...}: what /labs/<fork>/compare compares
 RUN_FORMAT = "messaging-lab-run"
 RUN_FORMAT_VERSION = 1
 MAX_IMPORT_BYTES = 1024 * 1024  # an exported run file (JSON) may be at most this big
@@ -85,13 +84,11 @@ def fork_lab(request: HttpRequest, source: Lab, at_ms: int | None = None, name: 
         if Lab.objects.filter(owner_session=owner, exercise="").count() >= MAX_LABS_PER_VISITOR:
             raise LabError(f"you have {MAX_LABS_PER_VISITOR} labs already (the limit); delete one first")
         fork = Lab.objects.create(owner_session=owner, name=name, template=source.template, brokers=source.brokers,
-                                  seed=source.seed, sim_time_ms=at_ms, speed=source.speed, paused=True)
+                                  seed=source.seed, sim_time_ms=at_ms, speed=source.speed, paused=True,
+                                  forked_from=source, forked_at_ms=at_ms)
         commands = [c for c in source.commands.filter(sim_time_ms__lte=at_ms) if c.kind not in CONTROL_KINDS]
         LabCommand.objects.bulk_create(LabCommand(lab=fork, seq=i, sim_time_ms=c.sim_time_ms, kind=c.kind,
                                                   args=c.args) for i, c in enumerate(commands, 1))
-    forks = dict(request.session.get(FORKS_SESSION_KEY, {}))
-    forks[fork.pk] = {"source": source.pk, "at_ms": at_ms}
-    request.session[FORKS_SESSION_KEY] = {k: v for k, v in forks.items() if Lab.objects.filter(pk=k).exists()}
     # Rebuild it now, so the first page load is quick: from the source's nearest checkpoint when it has one
     # (restored into the fork's own directory, plus the source's commands after it), else from the seed.
     # Built here, not on the engine thread, so the other labs keep running meanwhile.
@@ -106,12 +103,13 @@ def fork_lab(request: HttpRequest, source: Lab, at_ms: int | None = None, name: 
     return fork
 
 
-def fork_source(request: HttpRequest, fork: Lab) -> tuple[Lab | None, int | None]:
-    """The lab ``fork`` was forked from in this browser, and at which moment (None, None if not a fork here)."""
-    entry = request.session.get(FORKS_SESSION_KEY, {}).get(fork.pk)
-    if not isinstance(entry, dict):
-        return None, None
-    return Lab.objects.filter(pk=entry.get("source")).first(), entry.get("at_ms")
+def fork_source(fork: Lab) -> tuple[Lab | None, int | None]:
+    """The lab ``fork`` was forked from and at which moment ((None, None) if it is not a fork or its source is gone).
+
+    Whoever owns the fork may compare it with its source: they could see the source when they forked it.
+    """
+    source = Lab.objects.filter(pk=fork.forked_from_id).first() if fork.forked_from_id else None
+    return (source, fork.forked_at_ms) if source is not None else (None, None)
 
 
 def parse_at_ms(raw: Any, now_ms: int) -> int:

@@ -46,7 +46,7 @@ def _lab_or_404(request: HttpRequest, lab_id: str):  # type: ignore[no-untyped-d
 def lab_page_context(request: HttpRequest, lab) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """What templates/labs/lab.html needs for the owner's live page (guided labs extend that page)."""
     share_url = request.build_absolute_uri(f"/labs/watch/{lab.share_token}/")
-    source, forked_at = services.fork_source(request, lab)
+    source, forked_at = services.fork_source(lab)
     return {"lab": lab, "read_only": False, "ws_path": f"/ws/labs/{lab.pk}/", "share_url": share_url,
             "speeds": SPEEDS, "brokers": range(1, lab.brokers + 1), "default_rf": min(3, lab.brokers),
             "fork_source": source, "forked_at_s": None if forked_at is None else forked_at / 1000}
@@ -196,9 +196,9 @@ def lab_fork(request: HttpRequest, lab_id: str) -> HttpResponse:
 def lab_compare(request: HttpRequest, lab_id: str) -> HttpResponse:
     """A fork and the lab it was forked from, side by side now (?partial=1: just the comparison, for refreshes)."""
     fork = _lab_or_404(request, lab_id)
-    source, forked_at = services.fork_source(request, fork)
+    source, forked_at = services.fork_source(fork)
     if source is None:
-        raise Http404("this lab is not a fork made in this browser (or its source was deleted)")
+        raise Http404("this lab is not a fork (or the lab it was forked from was deleted)")
     comparison = services.compare_labs(fork, source)
     context = {"lab": fork, "source": source, "forked_at_s": (forked_at or 0) / 1000, "c": comparison}
     if request.GET.get("partial"):

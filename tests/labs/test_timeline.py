@@ -107,6 +107,15 @@ def test_rewind_and_fork_the_fork_diverges_and_the_original_is_unchanged(client,
     assert client.get(f"/labs/{lab.pk}/compare").status_code == 404  # the original is not a fork
     assert f"/labs/{fork.pk}/compare" in client.get(f"/labs/{fork.pk}/").content.decode()
 
+    # The fork remembers its source in the database: when the fork moves to another browser session (as an
+    # instructor's labs do when they log in), that session can still compare it.
+    assert (fork.forked_from_id, fork.forked_at_ms) == (lab.pk, at_ms)
+    elsewhere = Client()
+    elsewhere.get("/labs/")
+    Lab.objects.filter(pk=fork.pk).update(owner_session=elsewhere.session.session_key)
+    moved = elsewhere.get(f"/labs/{fork.pk}/compare")
+    assert moved.status_code == 200 and lab.name in moved.content.decode()
+
 
 def test_timeline_lists_commands_and_checkpoints_and_rewind_validates_the_moment(client):
     """Ensure timeline.json has every command's time and kind and the checkpoints; bad moments get a reason."""
