@@ -338,3 +338,26 @@ def test_snapshot_is_plain_json_with_every_replica_and_client():
     assert sum(p["replica_state"][str(p["leader"])]["log_end_offset"] for p in snap["partitions"]) == 10
     assert {cl["client_id"] for cl in snap["clients"]} == {"p1", "c1"}
     assert snap["network"]["isolated"] == {"c1": ["broker-1"]}
+
+
+def test_strict_mode_catches_each_broken_invariant():
+    """Ensure strict mode's check after every event names a broken HW ≤ LEO, ISR ⊆ replicas, or a second leader in an epoch."""
+    import dataclasses
+
+    c = _cluster()
+    tp = T0
+    leader = c.controller.partitions[tp].leader
+    replica = c.brokers[leader].replicas[tp]
+    replica.high_watermark = replica.log.log_end_offset + 1
+    with pytest.raises(AssertionError, match="out of order.*seed=1"):
+        c.run_for(100)
+    replica.high_watermark = replica.log.log_end_offset
+
+    good = c.controller.partitions[tp]
+    c.controller.partitions[tp] = dataclasses.replace(good, isr=good.isr + (9,))
+    with pytest.raises(AssertionError, match="ISR .* replicas"):
+        c.run_for(100)
+    other = next(b for b in good.replicas if b != good.leader)
+    c.controller.partitions[tp] = dataclasses.replace(good, leader=other)  # same epoch, another leader
+    with pytest.raises(AssertionError, match="two leaders"):
+        c.run_for(100)
