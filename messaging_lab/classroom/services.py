@@ -297,6 +297,18 @@ def student_for(request: HttpRequest, classroom_id: int | str) -> Student | None
         .select_related("classroom", "classroom__lab", "lab").first()
 
 
+def student_in_lab(request: HttpRequest, lab: Lab) -> Student | None:
+    """The class student this browser is whose current lab is ``lab`` (None if it is not a class lab of theirs).
+
+    A student who opened the class's guided lab works on the guided-lab page; this is how that page
+    knows to show the class bar (pushed questions, the pause notice, the way back to following).
+    """
+    if not request.session.session_key:
+        return None
+    return Student.objects.filter(session_key=request.session.session_key, lab=lab) \
+        .select_related("classroom").order_by("-pk").first()
+
+
 def fork_for_student(request: HttpRequest, student: Student) -> Lab:
     """The instructor's lab as it is now, forked into a lab of the student's own (the labs service does it)."""
     source = student.classroom.lab

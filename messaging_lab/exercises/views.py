@@ -6,6 +6,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from messaging_lab.classroom.services import student_in_lab
 from messaging_lab.exercises import services
 from messaging_lab.labs.services import visitor_key
 from messaging_lab.labs.views import lab_page_context
@@ -47,6 +48,10 @@ def lab(request: HttpRequest, exercise_id: str) -> HttpResponse:
         return render(request, "exercises/start.html", {"ex": ex})
     context = lab_page_context(request, progress.lab)
     context.update(_panel_context(ex, progress.lab))
+    student = student_in_lab(request, progress.lab)
+    if student is not None:  # a class's guided lab: the class bar too (questions, pause, back to following)
+        context.update(classroom=student.classroom, student=student, role="student", following=False, guided=True,
+                       class_ws=f"/ws/classroom/{student.classroom_id}/")
     return render(request, "exercises/guided_lab.html", context)
 
 

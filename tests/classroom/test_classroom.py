@@ -353,6 +353,10 @@ def test_dashboard_shows_each_students_lab_step_checks_and_verdict():
     forker.post(f"/classroom/{classroom.pk}/fork")
     response = guided.post(f"/classroom/{classroom.pk}/guided")
     assert response.status_code == 302 and response["Location"] == f"/learn/{GUIDED}/"
+    page = guided.get(f"/learn/{GUIDED}/").content.decode()  # the guided page carries the class bar too
+    assert 'id="classroom"' in page and 'id="guided-mode"' in page and "Gus" in page and 'id="guide"' in page
+    assert f'data-ws="/ws/classroom/{classroom.pk}/"' in page and 'id="start-guided"' not in page
+    assert 'id="classroom"' not in forker.get(f"/learn/{GUIDED}/").content.decode()  # not Fred's class lab
     gus.refresh_from_db()
     runtime.call(lambda: runtime.apply(gus.lab_id, {"kind": "pause"}))  # a still world: the checks stop changing
     runtime.call(lambda: runtime.apply(gus.lab_id, {"kind": "fast_forward", "seconds": 5}))
