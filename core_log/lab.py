@@ -26,6 +26,16 @@ has its counters, latest per-second values and sparklines. Producers can send
 their values as text (the default), JSON, Avro or Protobuf
 (``configure_producer`` with ``serializer``).
 
+A producer's process can crash and restart (``crash_producer``,
+``restart_producer``): the crash loses its accumulator and in-flight requests
+on the client's side (requests already on the network may still be written),
+its unanswered sends become indeterminate (``info``) in the history, and it
+stops sending. The restart is a new instance of the same client id with a new
+``InitProducerId``; the application sends again every reading it never saw
+acknowledged. Without a ``transactional.id`` the new instance has a new producer
+id, so whatever the crashed instance's requests had already written is written
+twice — the checker's ``duplicate``, which idempotence alone cannot prevent.
+
 Limits (named, enforced with plain errors): :data:`MAX_PRODUCERS`,
 :data:`MAX_CONSUMERS`, a total produce rate of :data:`MAX_TOTAL_RATE_PER_S`
 records/s per lab; topic and broker limits are the cluster's own. The history
@@ -358,7 +368,7 @@ class LabWorld:
 
     def _configure_producer(self, args: dict[str, Any]) -> dict[str, Any]:
         """Change a producer's rate, keys, serializer, acks, idempotence or linger (a new client if the configs change)."""
-        old = self._producer(args)
+        old = self._running_producer(args)
         if isinstance(old, TransactionalTelemetry):
             raise LabCommandError("a transactional producer keeps its settings; stop it and add another one")
         name = _name(args, "producer")
@@ -401,8 +411,15 @@ class LabWorld:
                                  f"{format_text}", producer=name)
         return {"producer": name, "replaced": True}
 
-    def _start_producer(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _running_producer(self, args: dict[str, Any]) -> TelemetryProducer:
+        """The named producer, refused if its process has crashed (it must be restarted first)."""
         producer = self._producer(args)
+        if not producer.producer.alive:
+            raise LabCommandError(f"producer {args['producer']} has crashed; restart it first (restart_producer)")
+        return producer
+
+    def _start_producer(self, args: dict[str, Any]) -> dict[str, Any]:
+        producer = self._running_producer(args)
         if producer.rate_per_s + self._total_rate() > MAX_TOTAL_RATE_PER_S:
             raise LabCommandError(f"the lab's producers may send at most {MAX_TOTAL_RATE_PER_S} records/s in all")
         producer.start()
@@ -412,8 +429,30 @@ class LabWorld:
         self._producer(args).stop()
         return {"producer": args["producer"]}
 
-    def _burst(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _crash_producer(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Kill the producer's process: what it had not sent, and the answers it was waiting for, are gone."""
         producer = self._producer(args)
+        name = args["producer"]
+        if isinstance(producer, TransactionalTelemetry):
+            raise LabCommandError("crash_producer is for the telemetry producers; a transactional producer's "
+                                  "crash is not in the lab yet")
+        if not producer.producer.alive:
+            raise LabCommandError(f"producer {name} has crashed already; restart it with restart_producer")
+        return {"producer": name, **producer.crash()}
+
+    def _restart_producer(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Start a new instance of a crashed producer (new InitProducerId) that resends what was never acknowledged."""
+        producer = self._producer(args)
+        name = args["producer"]
+        if producer.producer.alive:
+            raise LabCommandError(f"producer {name} is running; only a crashed producer restarts (crash_producer)")
+        if producer.resume_on_restart and producer.rate_per_s + self._total_rate() > MAX_TOTAL_RATE_PER_S:
+            raise LabCommandError(f"the lab's producers may send at most {MAX_TOTAL_RATE_PER_S} records/s in all")
+        resent = producer.restart()
+        return {"producer": name, "instance": producer.instance, "resent": resent}
+
+    def _burst(self, args: dict[str, Any]) -> dict[str, Any]:
+        producer = self._running_producer(args)
         if isinstance(producer, TransactionalTelemetry):
             raise LabCommandError("spikes are for the plain telemetry producer")
         records = _int(args, "records", 1, 50_000)
@@ -842,6 +881,8 @@ _COMMANDS: dict[str, Callable[[LabWorld, dict[str, Any]], dict[str, Any]]] = {
     "configure_producer": LabWorld._configure_producer,
     "start_producer": LabWorld._start_producer,
     "stop_producer": LabWorld._stop_producer,
+    "crash_producer": LabWorld._crash_producer,
+    "restart_producer": LabWorld._restart_producer,
     "burst": LabWorld._burst,
     "add_consumer": LabWorld._add_consumer_command,
     "crash_consumer": LabWorld._crash_consumer,

@@ -29,11 +29,24 @@ sequence, CRC); the futures of a batch complete together, as Kafka's
 are checked by one timer per producer (:class:`~core_log.network.Deadlines`),
 not one per request.
 
+A producer process can die (:meth:`Producer.crash`, a kill — not ``close()``):
+everything in its accumulator and every in-flight request is gone on the client's
+side, and each of those sends ends ``info`` in the history (the process never
+learns the outcome). Requests already on the network still reach their broker and
+may be appended — only the answers go nowhere. :meth:`Producer.restart` starts a
+new instance with the same client id: a new ``InitProducerId``, so an idempotent
+producer without a ``transactional.id`` gets a **new producer id** whose
+sequence numbers start at 0, and brokers cannot recognise the old instance's
+batches if the application sends them again.
+
 Differences from Kafka: one partition per produce request; no ``buffer.memory``
 or ``max.block.ms`` (sends wait in memory for metadata); on an
 ``OUT_OF_ORDER_SEQUENCE_NUMBER`` that is not explained by an earlier failed batch,
 the producer fails the batch as indeterminate and bumps its epoch (KIP-360's
-outcome, simplified); compression is not applied.
+outcome, simplified); compression is not applied. A restarted instance is the same
+network node with a new incarnation: a request the crashed instance sent that is
+still travelling when the new instance starts is dropped with the old connection
+(in a lab the restart comes long after the link latency, so this never bites).
 """
 
 from __future__ import annotations
@@ -222,6 +235,9 @@ class Producer:
         self._plain_finish = type(self)._finish is Producer._finish  # no subclass watches single sends
         self.stats = {"sent": 0, "acked": 0, "failed": 0, "retries": 0, "requests": 0, "pending": 0}
         self.last_error: str | None = None
+        self.crashes = 0  # times this client's process died (crash())
+        self.previous_producer_ids: list[int] = []  # each crashed instance's producer id (-1: it had none), oldest first
+        self._announce_new_id = False  # a restarted instance narrates the producer id it gets
         cluster.register_client(self)
         self._refresh_metadata()
         if self.config.enable_idempotence:
@@ -231,6 +247,8 @@ class Producer:
     def send(self, topic: str, key: bytes | None, value: bytes | None,
              headers: tuple[Header, ...] | list[Header] | None = None, partition: int | None = None) -> SendFuture:
         """Queue a record; the returned future completes when the leader answers (or for good fails)."""
+        if not self.alive:
+            raise ValueError(f"{self.node_id} has crashed; restart() it first")
         if topic not in self.cluster.topics:
             raise ValueError(f"unknown topic {topic!r}")
         if key is not None and (not isinstance(key, bytes) or len(key) > MAX_VALUE_BYTES):
@@ -262,6 +280,82 @@ class Producer:
 
     def in_flight_count(self) -> int:
         return self.stats["pending"]
+
+    # ── process crash and restart ────────────────────────────────────────────
+    def crash(self) -> dict[str, int]:
+        """The producer's process dies now (a kill): its accumulator and in-flight requests are gone.
+
+        Every unanswered send ends ``info`` in the history: the process will never
+        know whether it was written. Requests already on the network are not
+        recalled — the broker still appends them; only their answers find nobody.
+        Returns how many sends were unanswered: ``in_requests`` (sent at least once,
+        so maybe written) and ``in_memory`` (never left the client, so not written).
+        """
+        if not self.alive:
+            raise ValueError(f"{self.node_id} has crashed already")
+        if self._transactional:
+            raise ValueError("a transactional producer crashes with its own crash()")
+        self.alive = False
+        self.crashes += 1
+        sent_batches = [f.batch for f in self._in_flight.values()] + \
+            [b for q in self._ready.values() for b in q if b.attempts > 0]
+        unsent_batches = list(self._open.values()) + [b for q in self._ready.values() for b in q if b.attempts == 0]
+        in_requests = sum(len(b.futures) for b in sent_batches)
+        in_memory = sum(len(b.futures) for b in unsent_batches) + len(self._waiting)
+        for batch in sent_batches + unsent_batches:
+            for future in batch.futures:
+                if future.history_op is not None and future.tp is not None:
+                    self.cluster.history_complete(future.history_op, "info",
+                                                  (str(future.tp), None, value_text(future.value)))
+                    future.history_op = None
+        self.stats["pending"] -= in_requests + in_memory
+        self._waiting.clear()
+        self._open.clear()
+        self._ready.clear()
+        self._in_flight.clear()
+        self._in_flight_per_broker.clear()
+        self._in_flight_per_partition.clear()
+        self._deadlines.clear()
+        self._wakeup_ms = None
+        self._metadata_pending = self._init_pending = False  # their retry timers find nothing to retry
+        if self.record_history:
+            op = self.cluster.history_invoke(self.node_id, "crash", None)
+            self.cluster.history_complete(op, "info", None)
+        unanswered = in_requests + in_memory
+        self.cluster.events.emit(
+            self.cluster.now_ms(), "ProducerCrashed",
+            f"Producer {self.node_id}'s process died with {unanswered} send(s) unanswered: {in_requests} in "
+            f"requests already sent, which the brokers may still write although the answers now reach nobody, "
+            f"and {in_memory} still in its memory, never sent and gone; the checker counts all {unanswered} as "
+            f"indeterminate, not lost.",
+            client=self.node_id, producer_id=self.producer_id, in_requests=in_requests, in_memory=in_memory)
+        return {"in_requests": in_requests, "in_memory": in_memory}
+
+    def restart(self) -> None:
+        """A new instance of this client starts: empty accumulator, fresh metadata, a new InitProducerId.
+
+        Without a ``transactional.id`` the broker hands out a new producer id, so
+        sequence numbers start at 0 again and the old instance's batches cannot be
+        recognised if the application sends them again.
+        """
+        if self.alive:
+            raise ValueError(f"{self.node_id} is running")
+        if self._transactional:
+            raise ValueError("a transactional producer restarts as a new TransactionalProducer")
+        self.alive = True
+        self.incarnation += 1  # answers meant for the crashed instance are dropped with its connections
+        self.previous_producer_ids.append(self.producer_id)
+        self.producer_id = self.producer_epoch = -1
+        self._next_sequence.clear()
+        self._init_pending = False
+        self._metadata_pending = False
+        self.metadata, self.num_partitions = {}, {}
+        self._metadata_fetched_ms = -1
+        self.last_error = None
+        self._announce_new_id = self.config.enable_idempotence
+        self._refresh_metadata()
+        if self.config.enable_idempotence:
+            self._init_producer_id()
 
     # ── accumulator ──────────────────────────────────────────────────────────
     def _place_waiting(self) -> None:
@@ -615,7 +709,7 @@ class Producer:
         return live[self._correlation % len(live)]
 
     def _refresh_metadata(self) -> None:
-        if self._metadata_pending:
+        if self._metadata_pending or not self.alive:
             return
         self._metadata_pending = True
         self._correlation += 1
@@ -666,6 +760,16 @@ class Producer:
                                  f"Producer {self.node_id} got producer id {self.producer_id}, epoch "
                                  f"{self.producer_epoch}: from now on brokers can recognise its retries.",
                                  client=self.node_id, producer_id=self.producer_id)
+        if self._announce_new_id:
+            self._announce_new_id = False
+            old = self.previous_producer_ids[-1] if self.previous_producer_ids else -1
+            had = f"the crashed one had {old}" if old >= 0 else "the crashed one had none yet"
+            self.cluster.events.emit(self.cluster.now_ms(), "ProducerIdChanged",
+                                     f"Producer {self.node_id}'s new instance got producer id {self.producer_id} "
+                                     f"({had}); its sequence numbers start again at 0, so "
+                                     f"brokers cannot recognise anything it sends again as a retry of the old "
+                                     f"instance's batches.", client=self.node_id, producer_id=self.producer_id,
+                                     previous_producer_id=old)
         self._drain()
 
     def _bump_epoch(self) -> None:

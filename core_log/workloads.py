@@ -12,6 +12,16 @@ time, with the key choices a lab needs:
 
 Rates change on the fly (``set_rate``) and :meth:`TelemetryProducer.burst` sends
 a spike. Values are unique (``<client>-<n>``) so the checker can follow each one.
+
+The producer's *process* can crash and restart (:meth:`TelemetryProducer.crash`,
+:meth:`TelemetryProducer.restart`). The application is at-least-once: it
+remembers every reading it sent until that reading's send completes ok (its
+source still holds the reading), and a restarted instance first sends again, byte
+for byte, every reading whose acknowledgement the crashed one never saw — the one
+place a value is sent twice above the client, on purpose. The restarted client
+asks for a new producer id, so the brokers cannot tell those resends from new
+records: any that the crashed instance's requests had already written are written
+twice (the checker's ``duplicate``), idempotence or not.
 With ``serializer`` ("json", "avro" or "protobuf", see :mod:`core_log.serde`) each
 value is instead a whole telemetry reading (producer, seq, machine id,
 temperature, timestamp) in that format — still unique, since it carries the
@@ -48,6 +58,7 @@ formula per machine, not a sensor). Processing takes exactly 1/rate seconds per 
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +80,11 @@ MAX_RATE_PER_S = 50_000
 MAX_MACHINES = 100_000
 MAX_BURST_RECORDS = 1_000_000
 TICK_MS = 10  # sends are grouped per 10 ms tick: rate/100 records each tick (fractions carried over)
+#: Readings the telemetry application remembers until their send completes ok (its resend-after-crash ledger).
+#: Waiting sends never exceed it (the producer refuses more); only sends that failed for good can fill it, and
+#: then the oldest of those are given up (counted in ``given_up``). Compaction is amortised, so the ledger may
+#: briefly hold up to twice this many entries (completed ones not yet pruned).
+MAX_UNACKED_READINGS = 1_000_000
 
 
 class _PacedSender:
@@ -140,6 +156,83 @@ class TelemetryProducer(_PacedSender):
         self._next_machine = 0
         self.set_serializer(serializer)
         self._init_pacing(rate_per_s)
+        # The application's ledger: (key, value, future) of every reading sent and not yet known to be
+        # acknowledged, oldest first; pruned from the front as sends complete ok.
+        self._unacked: deque[tuple[bytes | None, bytes | None, SendFuture]] = deque()
+        self._to_resend: list[tuple[bytes | None, bytes | None]] = []  # taken at a crash, sent at the restart
+        self.instance = 1  # 1 + restarts of the process
+        self.resume_on_restart = False  # it was sending when it crashed (a stop in between cancels this)
+        self.unacked_at_crash = 0  # readings without an ok acknowledgement at the last crash
+        self.resent = 0  # readings sent again by restarted instances
+        self.given_up = 0  # failed readings dropped from a full ledger (MAX_UNACKED_READINGS), never resent
+        self._compact_at = MAX_UNACKED_READINGS
+
+    def stop(self) -> None:
+        super().stop()
+        self.resume_on_restart = False
+
+    def crash(self) -> dict[str, int]:
+        """The application's process dies: it stops sending, and the client loses all it had not sent or heard of.
+
+        The readings whose send had not completed ok are remembered (they are still in
+        the application's source) and sent again by :meth:`restart`.
+        """
+        if not self.producer.alive:
+            raise ValueError(f"{self.client_id} has crashed already")
+        resume = self.running
+        self._to_resend = [(key, value) for key, value, future in self._unacked if not future.ok]
+        self._unacked.clear()
+        self.unacked_at_crash = len(self._to_resend)
+        summary = self.producer.crash()
+        self.running = False
+        self.resume_on_restart = resume
+        return {**summary, "unacknowledged": self.unacked_at_crash}
+
+    def restart(self) -> int:
+        """A new instance starts (new InitProducerId) and resends what the crashed one never saw acknowledged.
+
+        Returns how many readings it sends again. Sending resumes if the producer was
+        sending when it crashed.
+        """
+        self.producer.restart()  # raises ValueError if it is running; nothing changed then
+        self.instance += 1
+        resend, self._to_resend = self._to_resend, []
+        old = self.producer.previous_producer_ids[-1] if self.producer.previous_producer_ids else -1
+        had = f"the crashed instance had {old}" if old >= 0 else "the crashed instance had none yet"
+        pid = (f"a new producer id (InitProducerId; {had})"
+               if self.producer.config.enable_idempotence else "no producer id (idempotence is off)")
+        self.cluster.events.emit(
+            self.cluster.now_ms(), "ProducerRestarted",
+            f"Producer {self.client_id} starts again as instance {self.instance} with {pid} and sends again the "
+            f"{len(resend)} reading(s) whose acknowledgement the crashed instance never saw; the brokers cannot tell "
+            f"these resends from new records, so every one the old instance's requests had already written is "
+            f"written a second time.",
+            client=self.client_id, instance=self.instance, resent=len(resend), previous_producer_id=old)
+        for key, value in resend:
+            self._track(key, value, self.producer.send(self.topic, key, value))
+        self.resent += len(resend)
+        if self.resume_on_restart:
+            self.resume_on_restart = False
+            self.start()
+        return len(resend)
+
+    def _track(self, key: bytes | None, value: bytes | None, future: SendFuture) -> SendFuture:
+        unacked = self._unacked
+        while unacked and unacked[0][2].ok:
+            unacked.popleft()
+        if len(unacked) >= self._compact_at:  # sends completed out of order behind a slow one: compact
+            kept = [entry for entry in unacked if not entry[2].ok]
+            excess = len(kept) - MAX_UNACKED_READINGS + 1
+            if excess > 0:  # still full of sends that failed for good: the application gives the oldest up
+                failed = [i for i, entry in enumerate(kept) if entry[2].done][:excess]
+                self.given_up += len(failed)
+                dropped = set(failed)
+                kept = [entry for i, entry in enumerate(kept) if i not in dropped]
+            unacked.clear()
+            unacked.extend(kept)
+            self._compact_at = max(MAX_UNACKED_READINGS, 2 * len(kept))  # amortised: never once per send
+        unacked.append((key, value, future))
+        return future
 
     def set_serializer(self, name: str) -> None:
         """Encode the next records with serializer ``name`` (one of serde.SERIALIZERS); byte counts restart."""
@@ -180,13 +273,16 @@ class TelemetryProducer(_PacedSender):
             value = TextSerializer.identity(self.client_id, self.sent)
         self.value_bytes += len(value)
         self.serialized += 1
-        return self.producer.send(self.topic, key, value)
+        return self._track(key, value, self.producer.send(self.topic, key, value))
 
     def describe(self) -> dict[str, object]:
         return {**self.producer.describe(), "topic": self.topic, "rate_per_s": self.rate_per_s,
                 "keys": self.keys, "machines": self.machines, "running": self.running,
                 "serializer": self.serializer.name,
-                "avg_value_bytes": round(self.value_bytes / self.serialized, 1) if self.serialized else None}
+                "avg_value_bytes": round(self.value_bytes / self.serialized, 1) if self.serialized else None,
+                "alive": self.producer.alive, "instance": self.instance, "producer_id": self.producer.producer_id,
+                "previous_producer_ids": list(self.producer.previous_producer_ids),
+                "crashes": self.producer.crashes, "unacked_at_crash": self.unacked_at_crash, "resent": self.resent}
 
 
 class Sink:

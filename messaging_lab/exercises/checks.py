@@ -110,11 +110,21 @@ def capture_baseline(world: LabWorld) -> dict[str, Any]:
         "sink_twice": {g: s.applied_twice() for g, s in world.sinks.items()},
         "sink_ignored": {g: s.ignored_repeats for g, s in world.sinks.items()},
         "rebalances": {g: d.get("rebalances", 0) for g, d in _groups(world).items()},
-        "producers": {n: {k: p.describe().get(k, 0) for k in ("client_id", "sent", "requests", "retries", "acked", "failed")}
-                      for n, p in world.producers.items()},
+        "producers": {n: {k: d.get(k, 0) for k in ("client_id", "sent", "requests", "retries", "acked", "failed",
+                                                    "crashes", "instance", "resent")}
+                      for n, d in ((n, p.describe()) for n, p in world.producers.items())},
+        "producer_duplicates": {n: _duplicates_of(verdict, str(p.describe().get("client_id", n)))
+                                for n, p in world.producers.items()},
         "rest": dict(world.rest.view()["counters"]) if getattr(world, "rest", None) is not None else {},
         "admin_requests": _admin_requests(world),
     }
+
+
+def _duplicates_of(verdict: Any, client: str) -> int:
+    """How many values of this producer client (``<client>-<n>``) the verdict found written twice."""
+    prefix = f"{client}-"
+    return sum(1 for a in verdict.anomalies.get("duplicate", ())
+               if any(str(v).startswith(prefix) for v in a.values))
 
 
 def _admin_requests(world: LabWorld) -> int:
@@ -979,3 +989,71 @@ def lag_gap_at_least(ctx: CheckContext, behind: str, ahead: str, records: int) -
     gap = lag_behind - lag_ahead
     return gap >= records, f"{behind} lags {lag_behind} records, {ahead} lags {lag_ahead} (the step wants a gap ≥ {records})"
 
+
+# ── producer crash and restart (guide §10, "producer crash") ─────────────────
+def _last_event_of(ctx: CheckContext, kind: str, client: str) -> Event | None:
+    """The newest event of ``kind`` about ``client`` since the step began."""
+    return next((e for e in reversed(ctx.events) if e.kind == kind and e.fields.get("client") == client), None)
+
+
+@check
+def producer_in_flight_at_least(ctx: CheckContext, producer: str, records: int) -> CheckResult:
+    """The producer has at least this many sends waiting for an answer right now (in requests or in its memory)."""
+    described = ctx.world.producers[producer].describe()
+    pending = int(described.get("pending", 0) or 0)
+    return pending >= records, (f"{producer} has {pending} send(s) waiting for an answer "
+                                f"(the step wants ≥ {records})")
+
+
+@check
+def producer_crashed(ctx: CheckContext, producer: str, in_flight: int = 0) -> CheckResult:
+    """The producer's process crashed since the step began and is still down (with ≥ ``in_flight`` sends in requests)."""
+    described = ctx.world.producers[producer].describe()
+    client = str(described.get("client_id", producer))
+    event = _last_event_of(ctx, "ProducerCrashed", client)
+    if _producer_delta(ctx, producer, "crashes") < 1 or event is None:
+        return False, f"{producer} has not crashed since the step began"
+    if described.get("alive", True):
+        return False, f"{producer} crashed but runs again"
+    sent, memory = int(event.fields.get("in_requests", 0)), int(event.fields.get("in_memory", 0))
+    detail = (f"{producer} crashed with {sent + memory} unanswered send(s): {sent} in requests already sent "
+              f"(maybe written), {memory} still in its memory (never sent)")
+    if sent < in_flight:
+        return False, detail + f"; the step wants ≥ {in_flight} in requests — crash it while records are in flight"
+    return True, detail
+
+
+@check
+def producer_restarted_with_new_pid(ctx: CheckContext, producer: str, resent: int = 0) -> CheckResult:
+    """The crashed producer runs again as a new instance with a new producer id (and resent ≥ ``resent`` readings)."""
+    described = ctx.world.producers[producer].describe()
+    if _producer_delta(ctx, producer, "instance") < 1:
+        return False, f"{producer} has not restarted since the step began"
+    if not described.get("alive", False):
+        return False, f"{producer} restarted and crashed again; restart it"
+    pid = int(described.get("producer_id", -1))
+    previous = list(described.get("previous_producer_ids") or [])
+    old = int(previous[-1]) if previous else -1
+    if pid < 0:
+        return False, f"{producer}'s new instance has no producer id yet (InitProducerId is on its way)"
+    if pid == old:
+        return False, f"{producer} still has producer id {pid}"
+    more = _producer_delta(ctx, producer, "resent")
+    had = f"the crashed one had {old}" if old >= 0 else "the crashed one had none"
+    detail = (f"{producer} runs as instance {described.get('instance')} with producer id {pid} ({had}) and resent "
+              f"{more} reading(s)")
+    return more >= resent, detail + ("" if more >= resent else f"; the step wants ≥ {resent}")
+
+
+@check
+def duplicates_at_least(ctx: CheckContext, count: int, producer: str = "") -> CheckResult:
+    """The checker found at least ``count`` more values written twice (duplicate) since the step began (this producer's)."""
+    if not producer:
+        new = ctx.world.checker.verdict().counts.get("duplicate", 0) - ctx.baseline["anomalies"].get("duplicate", 0)
+        return new >= count, f"{new} new duplicate value(s) since the step began (the step wants ≥ {count})"
+    client = str(ctx.world.producers[producer].describe().get("client_id", producer))
+    same_client = ctx.baseline["producers"].get(producer, {}).get("client_id") == client
+    start = int(ctx.baseline.get("producer_duplicates", {}).get(producer, 0)) if same_client else 0
+    new = _duplicates_of(ctx.world.checker.verdict(), client) - start
+    return new >= count, (f"{new} new duplicate value(s) among {client}'s records since the step began "
+                          f"(the step wants ≥ {count})")
