@@ -853,6 +853,15 @@ class LabWorld:
         sparks[f"partition_skew:{SANDBOX_TOPIC}"] = [
             v for _, v in self.metrics.series("partition_skew", SANDBOX_TOPIC)][-60:]
         events = [e.to_json() for e in list(c.events)[-EVENTS_IN_VIEW:] if e.kind not in HIDDEN_EVENT_KINDS]
+        # Each producer's current producer id (from InitProducerId; None while it has none: not idempotent, or a
+        # new instance still waiting for its id — a crashed one shows the dead instance's) and whether it is
+        # sending, stopped or crashed (its process died: it sends nothing until restart_producer).
+        producers = []
+        for name, p in sorted(self.producers.items()):
+            client = p.producer
+            state = "crashed" if not client.alive else "sending" if p.running else "stopped"
+            producers.append({"name": name, **p.describe(),
+                              "pid": client.producer_id if client.producer_id >= 0 else None, "state": state})
         rest = {"rest": self.rest.view()} if self.rest is not None else {}
         return {
             "time_ms": c.now_ms(), "seed": self.seed, "template": self.template,
@@ -860,7 +869,7 @@ class LabWorld:
             "topics": [{"name": t.name, "partitions": t.partitions, "replication_factor": t.replication_factor,
                         "configs": dict(t.configs)} for t in sorted(c.topics.values(), key=lambda t: t.name)
                        if not t.name.startswith("__")],
-            "producers": [{"name": n, **p.describe()} for n, p in sorted(self.producers.items())],
+            "producers": producers,
             "consumers": [{"name": n, **lc.describe()} for n, lc in sorted(self.consumers.items())],
             "groups": groups,
             "guarantees": guarantees,

@@ -91,12 +91,34 @@
     }
   }
 
+  // Each producer's producer id as last drawn, and when it last changed: frames come up to 10 times a second, so a
+  // new id (after restart_producer) stays marked for PID_MARK_MS, long enough for a learner to notice.
+  const PID_MARK_MS = 3000;
+  let pidSeen = {};  // producer name → { pid, was, at }
+  function pidMark(name, pid) {  // the previous id while the current one is new, else null
+    const seen = pidSeen[name];
+    if (!seen) { pidSeen[name] = { pid: pid, was: null, at: 0 }; return null; }
+    if (pid != null && pid !== seen.pid) {  // a null id (a new instance waiting for InitProducerId) keeps the old one
+      if (seen.pid != null) { seen.was = seen.pid; seen.at = Date.now(); }
+      seen.pid = pid;
+    }
+    return seen.at && Date.now() - seen.at < PID_MARK_MS ? seen.was : null;
+  }
+
   function renderProducers(producers) {
     const box = $("producers"); box.replaceChildren();
     for (const p of producers) {
-      box.appendChild(el("div", { id: "producer-" + p.name, class: "producer" + (p.running ? "" : " stopped") }, [
+      const st = p.state || (p.alive === false ? "crashed" : p.running ? "sending" : "stopped");
+      const pid = p.pid == null ? null : p.pid;
+      const was = pidMark(p.name, pid);
+      box.appendChild(el("div", { id: "producer-" + p.name, class: "producer " + st + (st === "sending" ? "" : " stopped") }, [
         el("strong", { text: p.name }),
-        el("span", { text: " acks=" + p.acks + " · idempotent " + (p.enable_idempotence ? "yes" : "no") + " · " +
+        el("span", { class: "producer-state " + st + (st === "crashed" ? " error" : ""), text: " " + st }),
+        el("span", { class: "pid" + (was != null ? " pid-changed" : ""), id: "producer-pid-" + p.name,
+          title: was != null ? "a new producer id: a new instance of this producer (the previous one's was " + was + ")" : "producer id (InitProducerId)",
+          text: " · " + (pid != null ? "PID " + pid : p.enable_idempotence && st !== "crashed" ? "PID pending" : "no PID") +
+            (was != null ? " (new, was " + was + ")" : "") }),
+        el("span", { text: " · acks=" + p.acks + " · idempotent " + (p.enable_idempotence ? "yes" : "no") + " · " +
           p.rate_per_s + "/s · keys " + p.keys + (p.serializer ? " · " + p.serializer + (p.avg_value_bytes != null ?
           " (" + p.avg_value_bytes + " B/value)" : "") : "") + " · acked " + p.acked + " · failed " + p.failed +
           (p.last_error ? " · last error " + p.last_error : "") }),
@@ -268,6 +290,7 @@
     drawTicks();
   }
   function renderView(view) {  // a whole view (the rebuilt moment, or the live sections) into the same sections
+    pidSeen = {};  // another moment's producer ids are not a restart: mark none of them as new
     for (const [name, render] of Object.entries(renderers)) if (name in view) render(view[name]);
     if (!("rest" in view) && $("rest")) $("rest").replaceChildren(el("p", { class: "muted", text: "No REST pipeline in this lab yet." }));
     if ("time_ms" in view) $("sim-time").textContent = seconds(view.time_ms);

@@ -164,3 +164,27 @@ def test_a_snapshot_of_a_crashed_producer_restores_and_restarts_the_same_way():
         world.advance(20_000)
     assert copy.view() == w.view()
     assert [e.to_json() for e in copy.cluster.events] == [e.to_json() for e in w.cluster.events]
+
+
+def test_the_view_shows_each_producer_state_and_its_current_producer_id():
+    """Ensure the view's producer entry says sending/crashed/stopped with the PID: the old one while crashed, a new one after the restart."""
+    import json
+
+    w = _world(8, [])
+    w.advance(5000)
+    entry = w.view()["producers"][0]
+    old_pid = w.producers["telemetry"].producer.producer_id
+    assert entry["name"] == "telemetry" and entry["state"] == "sending" and entry["pid"] == old_pid >= 0
+    w.apply({"kind": "crash_producer", "producer": "telemetry"})
+    w.advance(6000)
+    entry = w.view()["producers"][0]
+    assert (entry["state"], entry["pid"], entry["alive"], entry["running"]) == ("crashed", old_pid, False, False)
+    w.apply({"kind": "restart_producer", "producer": "telemetry"})
+    assert w.view()["producers"][0]["pid"] is None  # the new instance waits for its InitProducerId answer
+    w.advance(9000)
+    entry = w.view()["producers"][0]
+    assert entry["state"] == "sending" and entry["pid"] is not None and entry["pid"] >= 0 and entry["pid"] != old_pid
+    assert entry["pid"] == w.producers["telemetry"].producer.producer_id
+    w.apply({"kind": "stop_producer", "producer": "telemetry"})
+    assert w.view()["producers"][0]["state"] == "stopped"  # stopped by the learner is not crashed
+    assert json.loads(json.dumps(w.view()["producers"])) == w.view()["producers"]
