@@ -12,9 +12,9 @@ it rebuilds the lab at that moment
 * **without checkpoints** — ``LabWorld.replay`` from the seed (what a fork cost
   before, and what a rewind costs after a server restart);
 * **with checkpoints** — restore the nearest checkpoint into a fresh directory,
-  replay the commands after it (``replay_commands``); a point older than every
-  kept checkpoint (the memory bound drops the oldest first) falls back to the
-  replay from the seed,
+  replay the commands after it (``replay_commands``); past its memory bound the
+  store thins older checkpoints out (``CheckpointStore``), so an old point has a
+  wider gap to replay; one before every kept checkpoint replays from the seed,
 
 and checks that both give the identical ``view()``. It reports the seconds of
 each, the snapshot cost on the engine thread (mean/max per checkpoint), the
@@ -36,7 +36,7 @@ import time
 from core_log.lab import LabWorld
 from core_log.snapshot import Checkpoint, CheckpointStore, replay_commands, restore, snapshot
 
-CHECKPOINT_SIM_MS = 10_000  # as messaging_lab.labs.runtime.CHECKPOINT_SIM_MS (kept here so the bench needs no Django)
+CHECKPOINT_SIM_MS = 5_000  # as messaging_lab.labs.runtime.CHECKPOINT_SIM_MS (kept here so the bench needs no Django)
 
 
 def learner_commands(minutes: int) -> list[tuple[int, dict]]:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--points", type=int, default=4, help="how many of the four rewind points to measure")
+    parser.add_argument("--points", type=int, default=6, help="how many of the six rewind points to measure")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
@@ -72,26 +72,26 @@ def main(argv: list[str] | None = None) -> int:
 
         def on_checkpoint(w: LabWorld, applied: int) -> None:
             t = time.perf_counter()
-            store.add(Checkpoint(snapshot(w), applied))
+            newest = store.newest()
+            store.add(Checkpoint(snapshot(w, like=newest.snapshot if newest else None), applied))
             snap_seconds.append(time.perf_counter() - t)
 
         replay_commands(world, logged, end_ms, checkpoint_every_ms=CHECKPOINT_SIM_MS, on_checkpoint=on_checkpoint)
         live_run_s = time.perf_counter() - started - sum(snap_seconds)
-        sizes = [c.size_bytes for c in store._items]
+        sizes = [c.size_bytes for c in store._items]  # each on its own; the store shares unchanged chunks
 
-        # Rewind points, each just before a checkpoint boundary (the worst case: a whole interval to replay):
-        # the last 10 s, half a minute back, and the middle of the run (older than the kept checkpoints
-        # once the memory bound has dropped the oldest: the fallback, a replay from the seed).
-        # Also one in the middle of an interval (the typical case: half an interval to replay).
+        # Rewind points: just before the newest checkpoint boundary and three intervals back (the worst
+        # case among recent moments: a whole interval to replay), one in the middle of an interval (the
+        # typical case), and the middle of the run, where the store has thinned its checkpoints out to
+        # fit its memory bound (a wider gap to replay; before thinning it was a replay from the seed).
         points = [end_ms - 100, end_ms - 2 * CHECKPOINT_SIM_MS - CHECKPOINT_SIM_MS // 2,
-                  end_ms - 3 * CHECKPOINT_SIM_MS - 100, end_ms // 2 - 100][:args.points]
+                  end_ms - 3 * CHECKPOINT_SIM_MS - 100, end_ms * 3 // 4 - 100, end_ms // 2 - 100,
+                  end_ms // 4 - 100][:args.points]
         results = []
         for n, at_ms in enumerate(points):
             upto = [(at, c) for at, c in commands if at <= at_ms]
-            d_full = os.path.join(scratch, f"full-{n}")
-            t = time.perf_counter()
-            full = LabWorld.replay("sandbox", args.seed, upto, at_ms, data_dir=d_full)
-            full_s = time.perf_counter() - t
+            # The checkpoint rebuild first, with only the live world in memory (as in the server); its
+            # view is kept and the world dropped before the replay from the seed builds a second one.
             cp = store.nearest(at_ms)
             d_cp = os.path.join(scratch, f"cp-{n}")
             t = time.perf_counter()
@@ -103,7 +103,14 @@ def main(argv: list[str] | None = None) -> int:
                 restore_s = time.perf_counter() - t
                 replay_commands(fast, [x for x in logged if x[0] > cp.commands_applied and x[1] <= at_ms], at_ms)
             fast_s = time.perf_counter() - t
-            same = full.view() == fast.view()
+            fast_view = fast.view()
+            del fast
+            d_full = os.path.join(scratch, f"full-{n}")
+            t = time.perf_counter()
+            full = LabWorld.replay("sandbox", args.seed, upto, at_ms, data_dir=d_full)
+            full_s = time.perf_counter() - t
+            same = full.view() == fast_view
+            del full
             results.append({"at_ms": at_ms, "full_replay_s": round(full_s, 3), "checkpoint_rebuild_s": round(fast_s, 3),
                             "restore_s": round(restore_s, 3),
                             "checkpoint_at_ms": None if cp is None else cp.at_ms, "identical_view": same,

@@ -26,6 +26,14 @@ what plain pickling (and ``copy.deepcopy``) cannot copy faithfully:
   the fsync map) and reopens the handles there;
 * the simulated disk (:class:`~core_log.storage.SimStorage`) is plain data.
 
+**Shared file chunks.** A lab's files are almost all append-only segments, so two
+checkpoints ten seconds apart hold mostly the same bytes. Each file is kept as
+compressed chunks of :data:`CHUNK_BYTES`, named by a digest of their raw bytes;
+:func:`snapshot` given the previous snapshot (``like=``) reuses its compressed
+chunk for every digest it already has, so the bytes are compressed once and held
+once however many checkpoints contain them. :class:`CheckpointStore` counts each
+distinct chunk once against its memory bound.
+
 Everything else (random generators, deques, dataclasses, slots) pickles as data.
 Anything that cannot be copied faithfully — a generator, an open Python file, a
 lock, a module — makes :func:`snapshot` raise :class:`SnapshotError` naming the
@@ -52,6 +60,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import hashlib
 import io
 import marshal
 import os
@@ -62,6 +71,7 @@ from dataclasses import dataclass, field
 from types import CellType, CodeType, FunctionType
 from typing import Any
 
+from core_log.history import OpBlock
 from core_log.storage import FileStorage, _RealFile
 
 SNAPSHOT_FORMAT = 1
@@ -69,6 +79,8 @@ SNAPSHOT_FORMAT = 1
 COMPRESS_LEVEL = 1
 #: Files larger than this under a lab's data directory make the snapshot refuse (a lab's disk budget is 512 MiB).
 MAX_SNAPSHOT_FILE_BYTES = 1024 * 1024 * 1024
+#: A file is kept as compressed chunks of this many raw bytes, shared between snapshots that have the same chunk.
+CHUNK_BYTES = 128 * 1024
 
 
 class SnapshotError(RuntimeError):
@@ -82,12 +94,28 @@ class Snapshot:
     at_ms: int
     graph: bytes  # the pickled world, zlib-compressed
     root: str | None = None  # the data directory the world ran in (FileStorage), else None
-    files: dict[str, bytes] = field(default_factory=dict)  # path relative to root → contents, zlib-compressed
+    # path relative to root → its contents as (digest of the raw chunk, the chunk zlib-compressed) pairs, in order;
+    # a path ending in the separator is an (empty) directory
+    files: dict[str, tuple[tuple[bytes, bytes], ...]] = field(default_factory=dict)
+    # the graph's out-of-band buffers, in pickle order, as (digest, bytes): the sealed blocks of the history
+    # (core_log.history.OpBlock), the same bytes objects in every snapshot of the lab
+    blobs: tuple[tuple[bytes, bytes], ...] = ()
 
     @property
     def size_bytes(self) -> int:
-        """What this snapshot holds in memory (graph plus file contents), in bytes."""
-        return len(self.graph) + sum(len(b) + len(p) for p, b in self.files.items())
+        """What this snapshot holds in memory on its own (graph, every file chunk and blob), in bytes."""
+        return len(self.graph) + sum(len(p) + sum(len(c) for _, c in chunks) for p, chunks in self.files.items()) \
+            + sum(len(b) for _, b in self.blobs)
+
+    def chunks(self) -> dict[bytes, int]:
+        """Digest → size of every distinct file chunk and blob (what a store shares between snapshots)."""
+        out = {digest: len(data) for chunks in self.files.values() for digest, data in chunks}
+        out.update((digest, len(data)) for digest, data in self.blobs)
+        return out
+
+    def file_bytes(self, rel: str) -> bytes:
+        """The raw contents of one file (``rel`` as in :attr:`files`)."""
+        return b"".join(zlib.decompress(data) for _, data in self.files[rel])
 
 
 # ── rebuilding (module level, so the pickle names them) ─────────────────────
@@ -187,7 +215,8 @@ class _DurableRef:
 
 class _Pickler(pickle.Pickler):
     def __init__(self, buffer: io.BytesIO, root: str | None) -> None:
-        super().__init__(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        self.blobs: list[bytes] = []  # out-of-band buffers (protocol 5), kept as the very bytes objects
+        super().__init__(buffer, protocol=5, buffer_callback=lambda b: self.blobs.append(b.raw().obj))
         self.root = root
         self.prefix = None if root is None else root.rstrip(os.sep) + os.sep
         self._durable: dict[int, tuple[dict[str, int], _DurableRef]] = {}
@@ -234,6 +263,8 @@ class _Pickler(pickle.Pickler):
         if issubclass(t, tuple) and not hasattr(t, "_fields") and t.__new__ is not tuple.__new__ \
                 and not hasattr(obj, "__dict__"):
             return (_make_tuple, (t, tuple(obj)))  # a tuple subclass whose __new__ takes its fields (AbortedTxn)
+        if t is OpBlock:  # its bytes go out of band: shared by every snapshot, not copied into each graph
+            return (OpBlock, (obj.first_index, obj.count, pickle.PickleBuffer(obj.data)))
         if t is _DurableRef:
             return (_make_durable, (obj.items,))
         if t is _RealFile:
@@ -268,8 +299,8 @@ class _Pickler(pickle.Pickler):
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, buffer: io.BytesIO, root: str | None) -> None:
-        super().__init__(buffer)
+    def __init__(self, buffer: io.BytesIO, root: str | None, blobs: tuple[bytes, ...] = ()) -> None:
+        super().__init__(buffer, buffers=blobs)
         self.root = root
 
     def find_class(self, module: str, name: str) -> Any:
@@ -291,8 +322,9 @@ def _file_root(world: Any) -> str | None:
     return roots.pop()
 
 
-def _read_files(root: str) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
+def _read_files(root: str, known: dict[bytes, bytes]) -> dict[str, tuple[tuple[bytes, bytes], ...]]:
+    """Every file under ``root`` as chunks; a chunk whose digest is in ``known`` reuses that compressed chunk."""
+    files: dict[str, tuple[tuple[bytes, bytes], ...]] = {}
     total = 0
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -300,21 +332,32 @@ def _read_files(root: str) -> dict[str, bytes]:
         if rel_dir == ".":
             rel_dir = ""
         if not filenames and rel_dir:
-            files[os.path.join(rel_dir, "")] = b""  # an empty directory: kept (a log may be empty)
+            files[os.path.join(rel_dir, "")] = ()  # an empty directory: kept (a log may be empty)
         for name in sorted(filenames):
             with open(os.path.join(dirpath, name), "rb") as f:
                 data = f.read()
             total += len(data)
             if total > MAX_SNAPSHOT_FILE_BYTES:
                 raise SnapshotError(f"the lab's files are over {MAX_SNAPSHOT_FILE_BYTES} bytes; not snapshotted")
-            files[os.path.join(rel_dir, name)] = zlib.compress(data, COMPRESS_LEVEL)
+            chunks = []
+            view = memoryview(data)
+            for start in range(0, len(data), CHUNK_BYTES):
+                raw = view[start:start + CHUNK_BYTES]
+                digest = hashlib.blake2b(raw, digest_size=16).digest()
+                packed = known.get(digest)
+                if packed is None:
+                    packed = known[digest] = zlib.compress(raw, COMPRESS_LEVEL)
+                chunks.append((digest, packed))
+            files[os.path.join(rel_dir, name)] = tuple(chunks)
     return files
 
 
-def snapshot(world: Any) -> Snapshot:
+def snapshot(world: Any, like: Snapshot | None = None) -> Snapshot:
     """Freeze ``world`` (a LabWorld, or any engine object graph with a ``cluster``) as it is now.
 
-    The snapshot shares nothing with the world: running the world on does not change it.
+    The snapshot shares nothing with the world: running the world on does not change it. ``like``, an
+    earlier snapshot of the same lab, lends its compressed file chunks where the bytes are unchanged
+    (immutable ``bytes`` shared, never modified; the result is the same as without it).
     """
     root = _file_root(world)
     buffer = io.BytesIO()
@@ -330,9 +373,13 @@ def snapshot(world: Any) -> Snapshot:
     finally:
         if paused:
             gc.enable()
-    files = _read_files(root) if root is not None else {}
+    known = {digest: data for chunks in like.files.values() for digest, data in chunks} if like is not None else {}
+    files = _read_files(root, known) if root is not None else {}
     now = world.now_ms() if hasattr(world, "now_ms") else world.cluster.now_ms()
-    return Snapshot(at_ms=now, graph=zlib.compress(buffer.getbuffer(), COMPRESS_LEVEL), root=root, files=files)
+    digests = {id(b): d for d, b in like.blobs} if like is not None else {}
+    blobs = tuple((digests.get(id(b)) or hashlib.blake2b(b, digest_size=16).digest(), b) for b in pickler.blobs)
+    return Snapshot(at_ms=now, graph=zlib.compress(buffer.getbuffer(), COMPRESS_LEVEL), root=root, files=files,
+                    blobs=blobs)
 
 
 def restore(snap: Snapshot, data_dir: str | None = None) -> Any:
@@ -351,23 +398,30 @@ def restore(snap: Snapshot, data_dir: str | None = None) -> Any:
         if os.path.exists(root) and os.listdir(root):
             raise SnapshotError(f"restore into an empty directory; {root} has files")
         os.makedirs(root, exist_ok=True)
-        for rel, data in snap.files.items():
+        for rel, chunks in snap.files.items():
             path = os.path.join(root, rel)
             if rel.endswith(os.sep):
                 os.makedirs(path, exist_ok=True)
                 continue
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as f:
-                f.write(zlib.decompress(data))
+                for _, data in chunks:
+                    f.write(zlib.decompress(data))
     # A restore allocates the whole graph (millions of objects for a long lab): with the cyclic garbage
     # collector running, its generation-2 passes over the growing heap cost more than the load itself
     # (seconds for a 10-minute lab). Nothing here is garbage yet, so it is paused while loading.
+    # Loaded with the collector paused, the whole graph then sits in the youngest generation, and the
+    # next few collections would each walk all of it (half a second for a 10-minute lab, inside the
+    # replay that follows). freeze() + unfreeze() moves every tracked object to the oldest generation
+    # in one step, where it waits for a full collection like any other long-lived data.
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _Unpickler(io.BytesIO(zlib.decompress(snap.graph)), root).load()
+        return _Unpickler(io.BytesIO(zlib.decompress(snap.graph)), root, tuple(b for _, b in snap.blobs)).load()
     finally:
         if paused:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 
@@ -378,10 +432,12 @@ def copy_world(world: Any, data_dir: str | None = None) -> Any:
 
 # ── checkpoints: bounded, and rebuilding a moment from the nearest one ──────
 
-#: What one lab's checkpoints may hold in memory in total (graph plus file bytes); the oldest go first.
-MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
-#: How many checkpoints one lab keeps at most; the oldest go first.
+#: What one lab's checkpoints may hold in memory in total (graphs, distinct file chunks and blobs); see CheckpointStore.
+MAX_CHECKPOINT_BYTES = 128 * 1024 * 1024
+#: How many checkpoints one lab keeps at most.
 MAX_CHECKPOINTS = 240
+#: The newest checkpoints a store never thins out (a simulated minute at one per 5 s): recent rewinds are the common ones.
+RECENT_CHECKPOINTS = 12
 
 
 @dataclass(frozen=True)
@@ -403,33 +459,85 @@ class Checkpoint:
 class CheckpointStore:
     """One lab's checkpoints, oldest first, bounded by :data:`MAX_CHECKPOINT_BYTES` and :data:`MAX_CHECKPOINTS`.
 
+    The byte bound counts each checkpoint's graph plus each *distinct* file chunk and blob once
+    (checkpoints taken with ``snapshot(world, like=store.newest().snapshot)`` share what did not change).
+
+    **Thinning, not forgetting.** Over a bound, the store keeps its newest :data:`RECENT_CHECKPOINTS`
+    and removes, among the older ones, the checkpoint whose removal leaves the smallest gap between
+    its neighbours (the seed, at 0 ms, counts as the first neighbour; on a tie the older goes). The
+    kept ones stay spread over the whole run, so any moment is at most one (widening) gap of replay
+    away from a checkpoint, instead of the oldest minutes needing a replay from the seed.
+
     Not thread-safe by itself: one thread adds; others may read :meth:`nearest`
     (it copies the list reference, and a Checkpoint is immutable).
     """
 
-    def __init__(self, max_bytes: int = MAX_CHECKPOINT_BYTES, max_count: int = MAX_CHECKPOINTS) -> None:
+    def __init__(self, max_bytes: int = MAX_CHECKPOINT_BYTES, max_count: int = MAX_CHECKPOINTS,
+                 keep_recent: int = RECENT_CHECKPOINTS) -> None:
         self.max_bytes = max_bytes
         self.max_count = max_count
+        self.keep_recent = max(1, keep_recent)
         self._items: list[Checkpoint] = []
+        self._chunk_refs: dict[bytes, list[int]] = {}  # digest → [size, checkpoints holding it]
         self.bytes = 0
         self.dropped = 0  # checkpoints dropped to stay inside the limits
         self.refused = 0  # snapshots larger than max_bytes on their own: not kept
 
+    def _victim(self, items: list[Checkpoint]) -> int:
+        """Which checkpoint to drop: the one leaving the smallest gap, among all but the newest keep_recent."""
+        older = len(items) - self.keep_recent
+        if older <= 0:
+            return 0  # only recent ones: the oldest goes
+        best, best_gap = 0, None
+        for i in range(older):
+            before = items[i - 1].at_ms if i > 0 else 0
+            gap = items[i + 1].at_ms - before
+            if best_gap is None or gap < best_gap:
+                best, best_gap = i, gap
+        return best
+
+    def _hold(self, checkpoint: Checkpoint) -> None:
+        self.bytes += len(checkpoint.snapshot.graph)
+        for digest, size in checkpoint.snapshot.chunks().items():
+            ref = self._chunk_refs.get(digest)
+            if ref is None:
+                self._chunk_refs[digest] = [size, 1]
+                self.bytes += size
+            else:
+                ref[1] += 1
+
+    def _release(self, checkpoint: Checkpoint) -> None:
+        self.bytes -= len(checkpoint.snapshot.graph)
+        for digest in checkpoint.snapshot.chunks():
+            ref = self._chunk_refs[digest]
+            ref[1] -= 1
+            if ref[1] == 0:
+                del self._chunk_refs[digest]
+                self.bytes -= ref[0]
+
     def add(self, checkpoint: Checkpoint) -> bool:
-        """Keep ``checkpoint`` (dropping the oldest to make room); False if it alone is over the byte limit."""
+        """Keep ``checkpoint`` (thinning older ones to make room); False if it alone is over the byte limit."""
         if checkpoint.size_bytes > self.max_bytes:
             self.refused += 1
             return False
-        items = [c for c in self._items if c.at_ms < checkpoint.at_ms or
-                 (c.at_ms == checkpoint.at_ms and c.commands_applied < checkpoint.commands_applied)]
+        items = []
+        for c in self._items:
+            if c.at_ms < checkpoint.at_ms or (c.at_ms == checkpoint.at_ms and
+                                              c.commands_applied < checkpoint.commands_applied):
+                items.append(c)
+            else:
+                self._release(c)  # of another (later or replaced) history
         items.append(checkpoint)
-        total = sum(c.size_bytes for c in items)
-        while len(items) > self.max_count or total > self.max_bytes:
-            total -= items.pop(0).size_bytes
+        self._hold(checkpoint)
+        while len(items) > self.max_count or self.bytes > self.max_bytes:
+            self._release(items.pop(self._victim(items)))
             self.dropped += 1
         self._items = items
-        self.bytes = total
         return True
+
+    def newest(self) -> Checkpoint | None:
+        """The latest checkpoint (its snapshot is the ``like`` for the next one), or None."""
+        return self._items[-1] if self._items else None
 
     def nearest(self, at_ms: int, max_commands: int | None = None) -> Checkpoint | None:
         """The newest checkpoint at or before ``at_ms`` (and, if given, with at most ``max_commands`` applied)."""
@@ -441,8 +549,13 @@ class CheckpointStore:
 
     def discard_after(self, commands_applied: int) -> None:
         """Forget checkpoints that applied more commands than that (they belong to another history)."""
-        self._items = [c for c in self._items if c.commands_applied <= commands_applied]
-        self.bytes = sum(c.size_bytes for c in self._items)
+        kept = []
+        for c in self._items:
+            if c.commands_applied <= commands_applied:
+                kept.append(c)
+            else:
+                self._release(c)
+        self._items = kept
 
     def __len__(self) -> int:
         return len(self._items)
@@ -496,6 +609,6 @@ def replay_commands(world: Any, commands: Any, until_ms: int, *, skip_kinds: tup
     return world
 
 
-__all__ = ["MAX_CHECKPOINTS", "MAX_CHECKPOINT_BYTES", "MAX_SNAPSHOT_FILE_BYTES", "Checkpoint", "CheckpointStore",
+__all__ = ["MAX_CHECKPOINTS", "MAX_CHECKPOINT_BYTES", "RECENT_CHECKPOINTS", "MAX_SNAPSHOT_FILE_BYTES", "Checkpoint", "CheckpointStore",
            "replay_commands", "SNAPSHOT_FORMAT", "Snapshot", "SnapshotError", "copy_world", "restore",
            "snapshot"]

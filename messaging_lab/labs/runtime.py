@@ -26,7 +26,9 @@ to the saved simulated time, so everything a viewer had been shown comes back.
 **Timeline.** Every :data:`CHECKPOINT_SIM_MS` of simulated time the engine
 thread snapshots each awake lab (:mod:`core_log.snapshot`) into the lab's
 :class:`~core_log.snapshot.CheckpointStore` (bounded by
-:data:`MAX_CHECKPOINT_BYTES` and :data:`MAX_CHECKPOINTS`, oldest dropped first;
+:data:`MAX_CHECKPOINT_BYTES` and :data:`MAX_CHECKPOINTS`; past a bound older
+checkpoints are thinned out, so the kept ones stay spread over the whole run; each
+snapshot shares unchanged file chunks and sealed history blocks with the previous one;
 in memory only; a lab running on its own spends at most :data:`MAX_CHECKPOINT_SHARE`
 of the thread's wall time on them). :func:`rebuild_at` rebuilds the lab as it was at any moment T —
 the nearest checkpoint ≤ T plus the logged commands after it (control kinds
@@ -78,7 +80,7 @@ GUIDE_EVAL_INTERVAL_S = 0.25  # a guided lab re-checks its step this often (wall
 EVENTS_PER_FRAME = 200  # a burst of more events in one frame sends the newest 200
 ADMIN_TIMEOUT_MS = 20_000  # simulated time an offset reset may take before it is reported as failed
 CHECKPOINT_INTERVAL_S = 1.0  # an awake lab nobody watches still saves its simulated time this often
-CHECKPOINT_SIM_MS = 10_000  # simulated ms between two timeline checkpoints of a lab (rewind replays at most this)
+CHECKPOINT_SIM_MS = 5_000  # simulated ms between two timeline checkpoints of a lab (a recent rewind replays at most this)
 #: Taking checkpoints may cost at most this share of the engine thread's wall time: a snapshot that took s
 #: seconds defers the next one by s × (1/share − 1) (a long lab's snapshots are bigger, so it is checkpointed
 #: less often; a fast-forward skips the boundaries that come too soon).
@@ -266,7 +268,9 @@ class LabRuntime:
             return
         started = time.monotonic()
         try:
-            running.checkpoints.add(Checkpoint(snapshot(running.world), running.next_seq - 1))
+            newest = running.checkpoints.newest()
+            running.checkpoints.add(Checkpoint(snapshot(running.world, like=newest.snapshot if newest else None),
+                                               running.next_seq - 1))
         except SnapshotError as exc:  # the lab runs on; rewinds and forks fall back to a full replay
             running.checkpoint_error = str(exc)
             log.exception("lab %s cannot be checkpointed; rewind will replay from the start", running.lab_id)
@@ -553,7 +557,8 @@ def rebuild(lab: Lab, at_ms: int, data_dir: str | None, *, checkpoint: Checkpoin
             if w.now_ms() < at_ms - REBUILD_CHECKPOINT_WINDOW_MS:
                 return
             try:
-                store.add(Checkpoint(snapshot(w), seq))
+                newest = store.newest()
+                store.add(Checkpoint(snapshot(w, like=newest.snapshot if newest else None), seq))
             except SnapshotError:
                 log.exception("lab %s: a checkpoint during its rebuild failed", lab.pk)
     replay_commands(world, logged_commands(lab, applied, at_ms), at_ms, skip_kinds=CONTROL_KINDS,

@@ -654,3 +654,28 @@ def test_delivery_stats_count_reads_and_sink_applications():
     assert verdict.stats["sink"] == {"writes": 3, "applied": 2, "ignored_repeats": 1, "duplicates": 1,
                                      "values_applied_twice_or_more": 1, "lost": 1}
     assert checker.stats.consume_counts(["c1"]) == {1: 1}
+
+
+def test_history_pickles_with_sealed_blocks_and_goes_on_recording(monkeypatch):
+    """Ensure a pickled history (old ops sealed into OpBlocks) comes back equal, with its pending invokes being the
+    list's own ops, and can complete them and record more; pickling again reuses the sealed blocks."""
+    import pickle
+
+    import core_log.history as history_module
+
+    monkeypatch.setattr(history_module, "OPS_PER_BLOCK", 4)
+    h = History()
+    invokes = [h.invoke("p", "send", ("t-0", f"v{i}"), i) for i in range(7)]
+    for op in invokes[:5]:
+        h.complete(op, "ok", ("t-0", op.index, op.value[1]), 10)
+    copy = pickle.loads(pickle.dumps(h))
+    assert list(copy.ops) == list(h.ops) and len(h._sealed) == 3  # 12 ops: three full blocks of four
+    assert all(op is copy.ops[op.index] for op in copy.pending())
+    sealed_before = list(h._sealed)
+    pickle.dumps(h)
+    assert all(a is b for a, b in zip(sealed_before, h._sealed))
+    for history in (h, copy):
+        for op in history.pending():
+            history.complete(op, "info", ("t-0", None, op.value[1]), 20)
+        history.invoke("p", "send", ("t-0", "later"), 30)
+    assert list(copy.ops) == list(h.ops)

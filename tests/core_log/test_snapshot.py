@@ -231,3 +231,75 @@ def test_snapshot_module_is_in_the_purity_check():
 
     assert any(p.name == "snapshot.py" for p in engine_files())
     assert os.path.basename(__file__) == "test_snapshot.py"
+
+
+def test_checkpoints_share_unchanged_file_chunks_and_the_store_counts_them_once(tmp_path, monkeypatch):
+    """Ensure a snapshot taken like= the previous one reuses its unchanged chunks, restores the same files and
+    world, and the store's bytes count a shared chunk once (dropping a checkpoint frees only what it alone held)."""
+    import core_log.snapshot as snap_module
+
+    monkeypatch.setattr(snap_module, "CHUNK_BYTES", 4096)  # small chunks: a short run spans many
+    w = LabWorld("sandbox", seed=3, data_dir=str(tmp_path / "orig"))
+    w.advance(20_000)
+    first = snapshot(w)
+    w.advance(22_000)
+    second = snapshot(w, like=first)
+    alone = snapshot(w)
+    shared = set(first.chunks()) & set(second.chunks())
+    assert shared and len(shared) > len(set(second.chunks())) // 2  # most of the log did not change in 2 s
+    same_objects = {d for rel, chunks in second.files.items() for d, data in chunks
+                    if any(data is other for _, other in first.files.get(rel, ()))}
+    assert same_objects  # the bytes objects themselves are shared, not copies
+    assert {rel: second.file_bytes(rel) for rel in second.files} == {rel: alone.file_bytes(rel) for rel in alone.files}
+    assert files_under(tmp_path / "orig") == {rel: second.file_bytes(rel) for rel in second.files
+                                               if not rel.endswith(os.sep)}
+    from_like, from_alone = restore(second, str(tmp_path / "a")), restore(alone, str(tmp_path / "b"))
+    assert files_under(tmp_path / "a") == files_under(tmp_path / "b") == files_under(tmp_path / "orig")
+    assert from_like.view() == from_alone.view() == w.view()
+
+    store = CheckpointStore()
+    store.add(Checkpoint(first, 0))
+    one = store.bytes
+    store.add(Checkpoint(second, 0))
+    new_in_second = sum(size for d, size in second.chunks().items() if d not in first.chunks())
+    assert store.bytes == one + len(second.graph) + new_in_second < one + second.size_bytes
+    store.discard_after(-1)
+    assert store.bytes == 0 and not store._chunk_refs
+
+
+def test_sealed_history_blocks_go_out_of_band_and_are_shared_between_snapshots(tmp_path, monkeypatch):
+    """Ensure a history's sealed op blocks travel as the snapshot's blobs (the same bytes in each snapshot), and a
+    world restored from them has the same history and runs on exactly like the original."""
+    import core_log.history as history_module
+
+    monkeypatch.setattr(history_module, "OPS_PER_BLOCK", 64)
+    w = LabWorld("sandbox", seed=5, data_dir=str(tmp_path / "orig"))
+    w.advance(8000)
+    first = snapshot(w)
+    assert len(first.blobs) >= 3  # blocks sealed by the first snapshot
+    w.advance(12_000)
+    second = snapshot(w, like=first)
+    assert len(second.blobs) > len(first.blobs)
+    assert all(a[1] is b[1] and a[0] == b[0] for a, b in zip(first.blobs, second.blobs))  # shared, not re-packed
+    copy = restore(second, str(tmp_path / "copy"))
+    assert list(copy.cluster.history.ops) == list(w.cluster.history.ops)
+    assert copy.cluster.history.pending() == w.cluster.history.pending()
+    for world in (w, copy):
+        world.apply({"kind": "crash_broker", "broker": "1", "mode": "kill"})
+        world.advance(world.now_ms() + 6000)
+    assert events(copy) == events(w) and copy.view() == w.view()
+    assert list(copy.cluster.history.ops) == list(w.cluster.history.ops)
+
+
+def test_checkpoint_store_thins_older_checkpoints_evenly_instead_of_forgetting_the_oldest():
+    """Ensure past its count the store keeps the newest keep_recent and drops the older checkpoint leaving the
+    smallest gap, so the kept ones still span the run (any moment stays one bounded replay from a checkpoint)."""
+    store = CheckpointStore(max_count=6, keep_recent=2)
+    for i in range(1, 31):
+        store.add(Checkpoint(Snapshot(at_ms=i * 10_000, graph=b"g"), i))
+    times = [c.at_ms for c in store._items]
+    assert len(times) == 6 and times[-2:] == [290_000, 300_000]
+    gaps = [b - a for a, b in zip([0] + times, times)]
+    assert max(gaps) <= 2 * min(gaps[:-2]) + 10_000  # spread out, not all at the end
+    assert times[0] <= 80_000  # the first minutes are still covered
+    assert store.dropped == 24

@@ -11,7 +11,7 @@ from django.test import Client
 from core_log.lab import LabWorld
 from messaging_lab.labs import services
 from messaging_lab.labs.models import Lab, LabCommand
-from messaging_lab.labs.runtime import CHECKPOINT_SIM_MS, CONTROL_KINDS, runtime
+from messaging_lab.labs.runtime import CHECKPOINT_SIM_MS, CONTROL_KINDS, MAX_CHECKPOINT_BYTES, runtime
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("lab_data")]
 
@@ -67,13 +67,15 @@ def test_rewind_and_fork_the_fork_diverges_and_the_original_is_unchanged(client,
     original_state = _state(client, lab)
     assert [b["alive"] for b in original_state["brokers"]] == [False, True, True]
 
-    # Rewind: the moment before the crash, rebuilt from the checkpoint at 10 s (not from the seed).
-    at_ms = 15_000
+    # Rewind: the moment before the crash, rebuilt from the newest checkpoint before it (not from the seed).
+    at_ms = 17_500
+    checkpoints = client.get(f"/labs/{lab.pk}/timeline.json").json()["checkpoints"]["times_ms"]
+    assert checkpoints[0] == CHECKPOINT_SIM_MS
     past = client.get(f"/labs/{lab.pk}/rewind", {"at_ms": at_ms})
     assert past.status_code == 200, past.content[:300]
     view = past.json()
     assert view["time_ms"] == at_ms and [b["alive"] for b in view["brokers"]] == [True, True, True]
-    assert view["rewind"]["from_checkpoint_ms"] == CHECKPOINT_SIM_MS
+    assert view["rewind"]["from_checkpoint_ms"] == max(t for t in checkpoints if t <= at_ms)
     assert {k: v for k, v in view.items() if k != "rewind"} == _replayed_view(lab, at_ms, tmp_path)
 
     # Fork there; crash broker 2 in the fork.
@@ -123,10 +125,10 @@ def test_timeline_lists_commands_and_checkpoints_and_rewind_validates_the_moment
     t = client.get(f"/labs/{lab.pk}/timeline.json").json()
     assert [c["kind"] for c in t["commands"]] == ["pause", "fast_forward", "fast_forward", "crash_broker",
                                                    "fast_forward"]
-    assert t["now_ms"] >= 30_000 and t["checkpoints"]["times_ms"][0] == 10_000  # later ones may be deferred
+    assert t["now_ms"] >= 30_000 and t["checkpoints"]["times_ms"][0] == CHECKPOINT_SIM_MS  # later ones may be deferred
     times = t["checkpoints"]["times_ms"]
-    assert times == sorted(times) and all(10_000 <= x <= t["now_ms"] for x in times)
-    assert t["checkpoints"]["max_bytes"] == 64 * 1024 * 1024 and t["checkpoints"]["bytes"] > 0
+    assert times == sorted(times) and all(CHECKPOINT_SIM_MS <= x <= t["now_ms"] for x in times)
+    assert t["checkpoints"]["max_bytes"] == MAX_CHECKPOINT_BYTES and t["checkpoints"]["bytes"] > 0
     for bad, reason in (("abc", "whole number"), ("-5", "whole number"), ("", "whole number"),
                         (str(t["now_ms"] + 60_000), "has only run"), ("9" * 20, "whole number")):
         response = client.get(f"/labs/{lab.pk}/rewind", {"at_ms": bad})
@@ -141,7 +143,7 @@ def test_after_a_restart_the_first_rebuild_takes_checkpoints_again(client):
     before = client.get(f"/labs/{lab.pk}/rewind", {"at_ms": "25000"}).json()
     runtime.call(runtime.forget_all)  # what a restart does to the engine's memory
     after = client.get(f"/labs/{lab.pk}/rewind", {"at_ms": "25001"}).json()
-    assert after["rewind"]["from_checkpoint_ms"] == 20_000
+    assert after["rewind"]["from_checkpoint_ms"] == 25_001 // CHECKPOINT_SIM_MS * CHECKPOINT_SIM_MS
     assert [b["alive"] for b in after["brokers"]] == [b["alive"] for b in before["brokers"]] == [False, True, True]
 
 
