@@ -191,14 +191,14 @@ class History:
         self._ops: list[Op] = []
         self._pending: dict[int, Op] = {}  # invoke index -> invoke, in index order
         self._subscribers: list[Callable[[Op], None]] = []
-        self._sealed: list[OpBlock] = []  # the first len(_sealed) * OPS_PER_BLOCK ops, packed (for pickling)
+        self._sealed: list[OpBlock] = []  # the oldest ops, packed in blocks once full (for pickling)
 
     # ── pickling (timeline checkpoints) ──────────────────────────────────────
 
     def __getstate__(self) -> dict[str, Any]:
         """The state with full blocks of old ops sealed into OpBlocks (sealed once, reused by every later pickle)."""
         sealed, ops = self._sealed, self._ops
-        done = len(sealed) * OPS_PER_BLOCK
+        done = sealed[-1].first_index + sealed[-1].count if sealed else 0
         while len(ops) - done >= OPS_PER_BLOCK:
             sealed.append(OpBlock.pack(ops[done:done + OPS_PER_BLOCK]))
             done += OPS_PER_BLOCK
