@@ -108,7 +108,7 @@ def fork_source(fork: Lab) -> tuple[Lab | None, int | None]:
 
     Whoever owns the fork may compare it with its source: they could see the source when they forked it.
     """
-    source = Lab.objects.filter(pk=fork.forked_from_id).first() if fork.forked_from_id else None
+    source = fork.forked_from  # None once the source is deleted (on_delete=SET_NULL)
     return (source, fork.forked_at_ms) if source is not None else (None, None)
 
 
