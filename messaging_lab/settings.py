@@ -213,10 +213,23 @@ DB_PATH = env_path("DJANGO_DB_PATH", default=BASE_DIR / "var" / "db.sqlite3")
 # SQLite creates the file but not its folder; without this a fresh clone could not migrate.
 DB_PATH.parent.mkdir(parents=True, exist_ok=True)
 
+# How long a connection waits for another writer before "database is locked" (SQLite's busy timeout).
+SQLITE_BUSY_TIMEOUT_S = 5
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": DB_PATH,
+        "OPTIONS": {
+            # The engine thread and the requests write at the same time. A transaction that reads and then
+            # writes (Django's default, BEGIN DEFERRED) cannot wait for the lock when another connection wrote
+            # meanwhile: SQLite answers "database is locked" at once, without using the busy timeout.
+            # BEGIN IMMEDIATE takes the write lock first, so it waits its turn instead of failing.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": SQLITE_BUSY_TIMEOUT_S,
+            # WAL: readers and the one writer do not block each other. NORMAL sync is durable across a
+            # crashed process (only a power loss can drop the last commits).
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
     },
 }
 
@@ -267,3 +280,22 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+
+# ---------------------------------------------------------------------------------------------------
+# Logging
+# ---------------------------------------------------------------------------------------------------
+
+# To stderr, whatever DEBUG says. Django's default sends a failed request's traceback to the console only
+# with DEBUG on (else to ADMINS by mail, which we do not set up), so a server error left no trace at all.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {
+        "django": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+        "messaging_lab": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}

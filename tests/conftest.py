@@ -30,3 +30,20 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
         return len(LONG_FIRST)
 
     items.sort(key=rank)  # stable: within a rank, file order stays
+
+
+import pytest  # noqa: E402  (after the ordering notes above, which are the module's point)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):  # type: ignore[no-untyped-def]
+    """The tests' database is SQLite's shared-cache in-memory one: run its transactions DEFERRED.
+
+    Production's BEGIN IMMEDIATE (settings.py) makes a file database's writers queue on the busy
+    timeout. A shared-cache database has no busy timeout: a transaction that takes the write lock at
+    BEGIN would only make the engine thread's writes meet "table is locked" more often. The file
+    database's behaviour is tested in tests/test_database_locking.py and by every live-server test.
+    """
+    from django.conf import settings
+
+    settings.DATABASES["default"].setdefault("OPTIONS", {}).pop("transaction_mode", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -10,6 +11,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -47,6 +49,9 @@ def _prepared(env: dict[str, str]) -> Path:
         for command in (["migrate", "--verbosity", "0"], ["collectstatic", "--noinput", "--verbosity", "0"]):
             subprocess.run([sys.executable, "manage.py", *command], cwd=BASE_DIR, env=prepared_env, check=True,
                            capture_output=True, timeout=120)
+        # The database is in WAL mode (settings.py): fold the log into the file, so one file is the whole copy.
+        with contextlib.closing(sqlite3.connect(folder / "db.sqlite3")) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         _PREPARED.append(folder)
     return _PREPARED[0]
 

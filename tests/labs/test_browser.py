@@ -38,6 +38,9 @@ def page(server):
         tab = context.new_page()
         errors: list[str] = []
         tab.on("pageerror", lambda e: errors.append(str(e)))
+        # A server error is a bug whatever the test checks; the report then shows the server's log (conftest.py).
+        tab.on("response", lambda r: errors.append(f"HTTP {r.status} from {r.request.method} {r.url}")
+               if r.status >= 500 else None)
         yield tab
         browser.close()
         assert not errors, errors
