@@ -67,7 +67,33 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--produce-records", type=_positive_int, default=50_000,
                        help="records for the cluster produce benchmark (default 50,000)")
     bench.add_argument("--storage-only", action="store_true", help="skip the cluster benchmarks")
+    serve = sub.add_parser("serve", help="run a standalone cluster that real Kafka clients can connect to")
+    serve.add_argument("--brokers", type=_broker_count, default=3, help="brokers (1–9, default 3)")
+    serve.add_argument("--port", type=_port, default=19092,
+                       help="broker 1's port; broker N listens on port+N-1 (default 19092)")
+    serve.add_argument("--data-dir", default="var/serve", help="where the brokers keep their logs (default var/serve)")
+    serve.add_argument("--topic", action="append", default=[],
+                       help="create this topic first (3 partitions, replicated); repeatable. Producers also "
+                            "create topics on first use")
+    serve.add_argument("--seed", type=_seed, default=0, help="the seed of the cluster's randomness")
     return parser
+
+
+def _broker_count(text: str) -> int:
+    value = _positive_int(text)
+    if value > 9:
+        raise argparse.ArgumentTypeError(f"a cluster has 1 to 9 brokers, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1024 <= value <= 65526:
+        raise argparse.ArgumentTypeError(f"must be 1024–65526 (unprivileged, room for 9 brokers), got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +155,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for name, value in figures.items():
                 print(f"{name:32} {value}")
+        return 0
+    if args.command == "serve":
+        from core_log.cluster import ClusterError
+        from core_log.wire.serve import run_serve  # the wire package is the one place asyncio may be used
+
+        try:
+            run_serve(args.brokers, args.port, args.data_dir, seed=args.seed, topics=args.topic)
+        except (ClusterError, OSError) as exc:  # a bad topic name, a port in use
+            print(f"serve: {exc}", file=sys.stderr)
+            return 2
         return 0
     return 2  # unreachable: argparse requires a command
 

@@ -429,6 +429,11 @@ class Cluster:
         self.clients[client.node_id] = client
         self.network.register(client)
 
+    def unregister_client(self, node_id: str) -> None:
+        """Forget a client node that is gone for good (a real client's closed connection); messages to it drop."""
+        self.clients.pop(node_id, None)
+        self.network.nodes.pop(node_id, None)
+
     def attach_checker(self, checker: Any, interval_ms: int = 250) -> None:
         """Feed every history op to ``checker`` and narrate new anomalies as ``AnomalyDetected`` events.
 

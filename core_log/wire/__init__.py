@@ -1,0 +1,14 @@
+"""The engine's one I/O adapter: Kafka's wire protocol, so real Kafka clients talk to a lab's brokers.
+
+``codec`` turns frames into kio's typed messages and back; ``gateway`` relays a
+connection's requests to the engine as network messages from a client node; and
+``server`` listens on 127.0.0.1 (one port per broker) and moves the cluster's
+simulated clock with the wall clock while it runs. This package alone may use
+asyncio and the wall clock (tests/core_log/test_engine_purity.py).
+
+Served so far: ApiVersions, Metadata, Produce, Fetch, ListOffsets and
+InitProducerId — enough for idempotent producers and assign-mode consumers of
+confluent-kafka, kafka-python and aiokafka. Consumer groups, transactions and
+the AdminClient APIs are not served yet (they are not advertised, so clients do
+not try them).
+"""

@@ -1,0 +1,230 @@
+"""Kafka-protocol listeners for a cluster's brokers, and the driver that moves the cluster with wall time.
+
+:class:`WireServer` opens one asyncio TCP listener per broker on 127.0.0.1, so
+a client's Metadata names real leaders and a crashed broker's port refuses
+connections (its listener closes when the broker goes down and reopens on the
+same port when it is back). Each connection is served by one coroutine that
+reads a frame, answers it, then reads the next: answers go out in request order,
+and a slow client only holds up itself.
+
+While it runs, the server advances the cluster's simulated clock to follow the
+wall clock (``speed`` simulated ms per wall ms), in steps of at most
+:data:`TICK_S`; the engine itself never reads the wall clock.
+
+Robustness contract: a frame whose size prefix exceeds :data:`MAX_FRAME_BYTES`,
+or that cannot be decoded, closes that connection only (Kafka does the same);
+an ApiVersions request of a version we do not know gets a v0 UNSUPPORTED_VERSION
+reply listing what we serve, never a disconnect; an API we do not advertise
+closes the connection, as Kafka does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from kio.static.constants import EntityType
+
+from core_log.wire.codec import (
+    MAX_FRAME_BYTES,
+    SIZE,
+    FrameError,
+    message_class,
+    peek_header,
+    read_request,
+    write_response,
+    write_response_as,
+)
+from core_log.wire.gateway import HOST, NO_TIMEOUT, WireConnection, WireError
+
+if TYPE_CHECKING:
+    from core_log.cluster import Cluster
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.002  # the driver advances the cluster at most this much wall time apart
+MAX_CONNECTIONS = 256  # open client connections over all brokers; more are refused at accept
+API_VERSIONS = 18
+#: What we serve: api key → (lowest, highest) version. Only non-flexible versions, except ApiVersions v3
+#: (librdkafka asks for v3 first). Every range intersects what each of the three clients speaks.
+SUPPORTED: dict[int, tuple[int, int]] = {
+    0: (3, 8),    # Produce (≥3: record batch v2)
+    1: (4, 11),   # Fetch (≥4: record batch v2; 11 has preferred_read_replica, always -1 here)
+    2: (1, 5),    # ListOffsets
+    3: (0, 8),    # Metadata (aiokafka bootstraps with v0; kafka-python needs ≥4 in range to infer a modern broker)
+    18: (0, 3),   # ApiVersions
+    22: (0, 1),   # InitProducerId (idempotent producers; aiokafka speaks v0 only)
+}
+
+Handler = Callable[[WireConnection, Any, int], Awaitable[dict[str, Any] | None]]
+
+
+async def _api_versions(conn: WireConnection, request: Any, version: int) -> dict[str, Any]:
+    return {"error_code": "NONE", "api_keys": _api_keys(), "throttle_time": NO_TIMEOUT}
+
+
+def _api_keys() -> list[dict[str, int]]:
+    return [{"api_key": k, "min_version": lo, "max_version": hi} for k, (lo, hi) in sorted(SUPPORTED.items())]
+
+
+HANDLERS: dict[int, Handler] = {
+    0: WireConnection.produce,
+    1: WireConnection.fetch,
+    2: WireConnection.list_offsets,
+    3: WireConnection.metadata,
+    18: _api_versions,
+    22: WireConnection.init_producer_id,
+}
+
+
+@dataclass
+class _Listener:
+    broker_id: int
+    port: int
+    server: asyncio.AbstractServer | None = None
+    writers: set[asyncio.StreamWriter] = field(default_factory=set)
+
+
+class WireServer:
+    """Listeners for every broker of ``cluster`` plus the wall-clock driver; ``await start()``, ``await close()``.
+
+    ``base_port`` 0 lets the OS choose each port (tests); otherwise broker ``b`` (1-based) listens on
+    ``base_port + b - 1``. ``speed`` is simulated ms per wall ms (1.0: real time).
+    """
+
+    def __init__(self, cluster: "Cluster", base_port: int = 0, speed: float = 1.0) -> None:
+        if not 0 <= base_port <= 65535 - len(cluster.brokers):
+            raise ValueError(f"base port must be 0 (any) or 1–{65535 - len(cluster.brokers)}, got {base_port}")
+        if not 0.1 <= speed <= 100:
+            raise ValueError(f"speed must be 0.1–100 simulated ms per wall ms, got {speed}")
+        self.cluster = cluster
+        self.speed = speed
+        self._listeners = {b: _Listener(b, base_port + b - 1 if base_port else 0) for b in sorted(cluster.brokers)}
+        self._connections = 0
+        self._next_connection = 0
+        self._driver: asyncio.Task[None] | None = None
+        self._closing = False
+        self._tasks: set[asyncio.Task[Any]] = set()  # one per open connection
+        self.frames_read = 0  # request frames read whole, answered or not (for tests and the UI)
+        self.requests = 0  # answered or accepted (acks=0) requests, for tests and the UI
+        self.errors: list[str] = []  # why connections were closed on us (bounded), newest last
+
+    # ── lifecycle ──
+    async def start(self) -> None:
+        for listener in self._listeners.values():
+            if self.cluster.brokers[listener.broker_id].alive:
+                await self._open(listener)
+        self._driver = asyncio.ensure_future(self._drive())
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._driver is not None:
+            self._driver.cancel()
+            try:
+                await self._driver
+            except asyncio.CancelledError:
+                pass
+        for listener in self._listeners.values():
+            self._shut(listener)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def ports(self) -> dict[int, int]:
+        """Broker id → its port (every broker, up or down: a client learns the port, then finds it refused)."""
+        return {b: listener.port for b, listener in self._listeners.items()}
+
+    def bootstrap(self) -> str:
+        return ",".join(f"{HOST}:{port}" for _, port in sorted(self.ports().items()))
+
+    async def _open(self, listener: _Listener) -> None:
+        listener.server = await asyncio.start_server(
+            lambda r, w, b=listener.broker_id: self._serve(r, w, b), HOST, listener.port)
+        listener.port = listener.server.sockets[0].getsockname()[1]
+
+    def _shut(self, listener: _Listener) -> None:
+        if listener.server is not None:
+            listener.server.close()
+            listener.server = None
+        for writer in list(listener.writers):
+            writer.close()  # the broker process is gone: its connections reset
+        listener.writers.clear()
+
+    # ── the driver ──
+    async def _drive(self) -> None:
+        wall0, sim0 = time.monotonic(), self.cluster.now_ms()
+        while not self._closing:
+            target = sim0 + int((time.monotonic() - wall0) * 1000 * self.speed)
+            if target > self.cluster.now_ms():
+                self.cluster.advance(target)
+            for listener in self._listeners.values():
+                alive = self.cluster.brokers[listener.broker_id].alive
+                if not alive and listener.server is not None:
+                    self._shut(listener)
+                elif alive and listener.server is None:
+                    await self._open(listener)
+            await asyncio.sleep(TICK_S)
+
+    # ── one connection ──
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, broker_id: int) -> None:
+        listener = self._listeners[broker_id]
+        if self._connections >= MAX_CONNECTIONS:
+            self._note(f"refused a connection: {MAX_CONNECTIONS} are open (the limit)")
+            writer.close()
+            return
+        self._connections += 1
+        self._next_connection += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        listener.writers.add(writer)
+        conn = WireConnection(self.cluster, f"wire-{self._next_connection}", broker_id, self.ports)
+        try:
+            while True:
+                size = SIZE.unpack(await reader.readexactly(SIZE.size))[0]
+                if not 0 < size <= MAX_FRAME_BYTES:
+                    raise FrameError(f"a frame of {size} bytes (the limit is {MAX_FRAME_BYTES})")
+                frame = await reader.readexactly(size)
+                self.frames_read += 1
+                reply = await self._answer(conn, frame)
+                self.requests += 1
+                if reply is not None:
+                    writer.write(reply)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client went away, or the broker's listener closed it
+        except asyncio.CancelledError:
+            pass  # the server is closing (asyncio's stream callback would log a cancelled task as an error)
+        except (FrameError, WireError) as exc:
+            self._note(f"closed {conn.node_id} ({conn.client_id or 'no client.id'}): {exc}")
+        except Exception:  # a bug answering one request must not take the listener down
+            log.exception("wire connection %s failed", conn.node_id)
+            self._note(f"closed {conn.node_id}: internal error")
+        finally:
+            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._connections -= 1
+            listener.writers.discard(writer)
+            conn.close()
+            writer.close()
+
+    async def _answer(self, conn: WireConnection, frame: bytes) -> bytes | None:
+        api_key, version, correlation_id = peek_header(frame)
+        if api_key == API_VERSIONS and not SUPPORTED[API_VERSIONS][0] <= version <= SUPPORTED[API_VERSIONS][1]:
+            # A version we do not know: a v0 reply (any client can read it) that says which versions we do.
+            return write_response_as(message_class(API_VERSIONS, 0, EntityType.response), correlation_id,
+                                     {"error_code": "UNSUPPORTED_VERSION", "api_keys": _api_keys()})
+        header, request = read_request(frame, SUPPORTED.get(api_key))
+        conn.client_id = (header.client_id or "")[:256]
+        body = await HANDLERS[api_key](conn, request, version)
+        if body is None:
+            return None
+        return write_response(api_key, version, correlation_id, body)
+
+    def _note(self, text: str) -> None:
+        self.errors.append(text)
+        del self.errors[:-100]
+        log.info("%s", text)
