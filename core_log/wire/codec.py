@@ -145,7 +145,7 @@ def build(cls: type, values: dict[str, Any]) -> Any:
                 value = tuple(v if dataclasses.is_dataclass(v) else build(element, v) for v in value)
             elif isinstance(value, list):
                 value = tuple(value)
-            elif name == "error_code" and not isinstance(value, ErrorCode):
+            elif name.endswith("error_code") and not isinstance(value, ErrorCode):
                 value = error_code(value)
             kwargs[name] = value
         elif not has_default:

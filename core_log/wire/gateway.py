@@ -79,9 +79,14 @@ class WireConnection:
         self.incarnation = 0
         self.client_id = ""
         self._ports = ports  # broker id → listening port (for Metadata's broker list)
+        self.rebalance_timeout_ms = 300_000  # from this member's last JoinGroup: how long a SyncGroup may be held
         self._correlation = 0
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         cluster.register_client(self)
+
+    def ports(self) -> dict[int, int]:
+        """Broker id → the port its listener has (for Metadata and FindCoordinator answers)."""
+        return self._ports()
 
     # ── the node side (called by the network while the driver advances the cluster) ──
     def receive(self, envelope: Envelope) -> None:
@@ -106,7 +111,7 @@ class WireConnection:
         self._waiting.clear()
         self.cluster.schedule(MAX_LATENCY_MS + 1, lambda: self.cluster.unregister_client(self.node_id))
 
-    def _ask(self, make: Callable[[int], object], broker_id: int | None = None) -> asyncio.Future[Any]:
+    def ask(self, make: Callable[[int], object], broker_id: int | None = None) -> asyncio.Future[Any]:
         self._correlation += 1
         correlation = self._correlation
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -114,7 +119,7 @@ class WireConnection:
         self.cluster.send(self, f"broker-{self.broker_id if broker_id is None else broker_id}", make(correlation))
         return future
 
-    async def _answer(self, future: asyncio.Future[Any], timeout_s: float) -> Any:
+    async def answer(self, future: asyncio.Future[Any], timeout_s: float) -> Any:
         """The engine's reply, or None if none came in time (a lost message, a dead broker)."""
         try:
             return await asyncio.wait_for(future, timeout_s)
@@ -138,8 +143,8 @@ class WireConnection:
                                                   {"min.insync.replicas": min(2, len(self.cluster.brokers))})
                     except ClusterError:
                         invalid.add(name)
-        reply = await self._answer(self._ask(lambda c: MetadataRequest(wanted or (), c)), DEFAULT_REPLY_TIMEOUT_S)
-        ports = self._ports()
+        reply = await self.answer(self.ask(lambda c: MetadataRequest(wanted or (), c)), DEFAULT_REPLY_TIMEOUT_S)
+        ports = self.ports()
         brokers = [] if reply is None else [
             {"node_id": b, "host": HOST, "port": ports[b], "rack": None} for b in reply.brokers if b in ports]
         by_topic: dict[str, list[dict[str, Any]]] = {}
@@ -161,10 +166,13 @@ class WireConnection:
 
     # ── InitProducerId ──
     async def init_producer_id(self, request: Any, version: int) -> dict[str, Any]:
-        if request.transactional_id is not None:
-            return {"throttle_time": NO_TIMEOUT, "error_code": "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
-                    "producer_id": -1, "producer_epoch": -1}
-        reply = await self._answer(self._ask(lambda c: InitProducerIdRequest(c)), DEFAULT_REPLY_TIMEOUT_S)
+        """A producer id for an idempotent producer, or (with a transactional.id, sent to its transaction
+        coordinator) the id and a bumped epoch that fences the previous instance."""
+        tid = request.transactional_id
+        timeout_ms = int(request.transaction_timeout.total_seconds() * 1000) \
+            if hasattr(request.transaction_timeout, "total_seconds") else int(request.transaction_timeout)
+        reply = await self.answer(self.ask(lambda c: InitProducerIdRequest(c, tid, timeout_ms)),
+                                  DEFAULT_REPLY_TIMEOUT_S)
         if reply is None:
             return {"throttle_time": NO_TIMEOUT, "error_code": REQUEST_TIMED_OUT, "producer_id": -1,
                     "producer_epoch": -1}
@@ -173,8 +181,6 @@ class WireConnection:
 
     # ── Produce ──
     async def produce(self, request: Any, version: int) -> dict[str, Any] | None:
-        if request.transactional_id is not None:
-            raise WireError("transactional produce is not served yet")
         acks = int(request.acks)
         timeout_ms = max(0, int(request.timeout.total_seconds() * 1000))
         asks: list[tuple[str, int, Awaitable[Any] | str]] = []
@@ -196,13 +202,13 @@ class WireConnection:
                     self.cluster.send(self, f"broker-{self.broker_id}",
                                       ProduceRequest(tp, 0, records, timeout_ms, self._correlation, self.client_id))
                     continue
-                asks.append((topic.name, part.index, self._ask(
+                asks.append((topic.name, part.index, self.ask(
                     lambda c, tp=tp, records=records: ProduceRequest(tp, acks, records, timeout_ms, c,
                                                                      self.client_id))))
         if acks == 0:
             return None
         wait_s = timeout_ms / 1000 + ENGINE_REPLY_MARGIN_S
-        results = await asyncio.gather(*(self._answer(a, wait_s) if not isinstance(a, str) else _done(a)
+        results = await asyncio.gather(*(self.answer(a, wait_s) if not isinstance(a, str) else _done(a)
                                           for _, _, a in asks))
         responses: dict[str, list[dict[str, Any]]] = {}
         for (topic_name, index, _), reply in zip(asks, results):
@@ -228,16 +234,16 @@ class WireConnection:
 
         def ask(topic: str, p: Any, wait_ms: int) -> asyncio.Future[Any]:
             tp = TopicPartition(topic, int(p.partition))
-            return self._ask(lambda c: FetchRequest(tp, -1, int(p.fetch_offset), -1, -1,
+            return self.ask(lambda c: FetchRequest(tp, -1, int(p.fetch_offset), -1, -1,
                                                     int(p.partition_max_bytes), wait_ms, c, isolation))
 
         # First without waiting: answer at once if any partition has records (or an error) ...
-        first = await asyncio.gather(*(self._answer(ask(topic, p, 0), DEFAULT_REPLY_TIMEOUT_S)
+        first = await asyncio.gather(*(self.answer(ask(topic, p, 0), DEFAULT_REPLY_TIMEOUT_S)
                                        for topic, p in wanted))
         replies: list[FetchResponse | None] = list(first)
         if max_wait_ms > 0 and wanted and not any(r is None or r.records or r.error != NONE for r in replies):
             # ... else long-poll every partition and answer when the first one has records, or the wait is over.
-            polls = [asyncio.ensure_future(self._answer(ask(topic, p, max_wait_ms),
+            polls = [asyncio.ensure_future(self.answer(ask(topic, p, max_wait_ms),
                                                         max_wait_ms / 1000 + ENGINE_REPLY_MARGIN_S))
                      for topic, p in wanted]
             try:
@@ -276,7 +282,7 @@ class WireConnection:
         wanted = [(t.name, p) for t in request.topics for p in t.partitions]
         if len(wanted) > MAX_PARTITIONS_PER_REQUEST:
             raise WireError(f"a ListOffsets for {len(wanted)} partitions (the limit is {MAX_PARTITIONS_PER_REQUEST})")
-        replies = await asyncio.gather(*(self._answer(self._ask(
+        replies = await asyncio.gather(*(self.answer(self.ask(
             lambda c, tp=TopicPartition(name, int(p.partition_index)), ts=int(p.timestamp):
             ListOffsetsRequest(tp, ts, c)), DEFAULT_REPLY_TIMEOUT_S) for name, p in wanted))
         topics: dict[str, list[dict[str, Any]]] = {}

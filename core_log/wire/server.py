@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from kio.static.constants import EntityType
 
+from core_log.wire import admin, groups, txns
 from core_log.wire.codec import (
     MAX_FRAME_BYTES,
     SIZE,
@@ -57,6 +58,22 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     3: (0, 8),    # Metadata (aiokafka bootstraps with v0; kafka-python needs ≥4 in range to infer a modern broker)
     18: (0, 3),   # ApiVersions
     22: (0, 1),   # InitProducerId (idempotent producers; aiokafka speaks v0 only)
+    8: (2, 7),    # OffsetCommit (aiokafka: 2-3 only)
+    9: (1, 5),    # OffsetFetch
+    10: (0, 2),   # FindCoordinator
+    11: (0, 5),   # JoinGroup (aiokafka: 0, 1, 2, 5)
+    12: (0, 3),   # Heartbeat
+    13: (0, 3),   # LeaveGroup
+    14: (0, 3),   # SyncGroup
+    24: (0, 2),   # AddPartitionsToTxn
+    25: (0, 2),   # AddOffsetsToTxn
+    26: (0, 2),   # EndTxn
+    28: (0, 2),   # TxnOffsetCommit
+    15: (0, 4),   # DescribeGroups
+    16: (0, 2),   # ListGroups
+    19: (2, 4),   # CreateTopics
+    20: (1, 3),   # DeleteTopics
+    32: (1, 3),   # DescribeConfigs (librdkafka asks v1)
 }
 
 Handler = Callable[[WireConnection, Any, int], Awaitable[dict[str, Any] | None]]
@@ -77,6 +94,22 @@ HANDLERS: dict[int, Handler] = {
     3: WireConnection.metadata,
     18: _api_versions,
     22: WireConnection.init_producer_id,
+    8: groups.offset_commit,
+    9: groups.offset_fetch,
+    10: groups.find_coordinator,
+    11: groups.join_group,
+    12: groups.heartbeat,
+    13: groups.leave_group,
+    14: groups.sync_group,
+    24: txns.add_partitions_to_txn,
+    25: txns.add_offsets_to_txn,
+    26: txns.end_txn,
+    28: txns.txn_offset_commit,
+    15: admin.describe_groups,
+    16: admin.list_groups,
+    19: admin.create_topics,
+    20: admin.delete_topics,
+    32: admin.describe_configs,
 }
 
 
