@@ -141,6 +141,7 @@ class WireServer:
         self._driver: asyncio.Task[None] | None = None
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()  # one per open connection
+        self._by_node: dict[str, WireConnection] = {}  # node id → its connection
         self.frames_read = 0  # request frames read whole, answered or not (for tests and the UI)
         self.requests = 0  # answered or accepted (acks=0) requests, for tests and the UI
         self.errors: list[str] = []  # why connections were closed on us (bounded), newest last
@@ -166,6 +167,11 @@ class WireServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def connections(self) -> list[dict[str, Any]]:
+        """The open client connections: node id (as the lab's network knows it), client.id, broker."""
+        return [{"node_id": c.node_id, "client_id": c.client_id, "broker": c.broker_id}
+                for c in sorted(self._by_node.values(), key=lambda c: c.node_id)]
 
     def ports(self) -> dict[int, int]:
         """Broker id → its port (every broker, up or down: a client learns the port, then finds it refused)."""
@@ -216,6 +222,7 @@ class WireServer:
             self._tasks.add(task)
         listener.writers.add(writer)
         conn = WireConnection(self.cluster, f"wire-{self._next_connection}", broker_id, self.ports)
+        self._by_node[conn.node_id] = conn
         try:
             while True:
                 size = SIZE.unpack(await reader.readexactly(SIZE.size))[0]
@@ -241,6 +248,7 @@ class WireServer:
             self._tasks.discard(task)  # type: ignore[arg-type]
             self._connections -= 1
             listener.writers.discard(writer)
+            self._by_node.pop(conn.node_id, None)
             conn.close()
             writer.close()
 

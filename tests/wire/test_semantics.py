@@ -1,0 +1,202 @@
+"""Kafka's guarantees, kept for real clients: groups, commits, idempotent retries, transactions, failover, admin.
+
+Every test runs against each of the three client libraries (tests/wire/clients.py)
+unless it is about mixing them. The cluster is the engine with real segment
+files; faults are the engine's own (a killed broker, a link that drops answers).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from core_log.messages import TopicPartition
+from tests.wire.clients import CLIENT_NAMES, WAIT_S, Member, produce, produce_transactions, read_all, wait_for
+from tests.wire.harness import WireLab
+
+pytestmark = pytest.mark.slow
+PARTITIONS = 3
+
+
+@pytest.fixture()
+def lab(tmp_path):
+    with WireLab(str(tmp_path / "brokers"), topics={"orders": PARTITIONS, "single": 1}) as running:
+        yield running
+
+
+def _log_values(lab: WireLab, topic: str, partitions: int) -> list[bytes]:
+    """Every data record's value in the partitions' leaders' segment files (control markers left out)."""
+    def read() -> list[bytes]:
+        out: list[bytes] = []
+        for p in range(partitions):
+            tp = TopicPartition(topic, p)
+            for batch in lab.cluster.replica(lab.cluster.leader_of(tp), tp).log.read(0, 1 << 30):
+                if not batch.is_control:
+                    out.extend(r.value for r in batch.records())
+        return out
+    return lab.call(read)
+
+
+# ── groups ───────────────────────────────────────────────────────────────────
+@pytest.mark.parametrize("client", CLIENT_NAMES)
+def test_a_group_of_two_splits_the_partitions_and_reads_each_record_once(lab, client):
+    """Ensure two members of one group (same library) get disjoint, covering assignments (2+1 of 3 partitions)
+    and between them read every record exactly once."""
+    a = Member(client, lab.bootstrap, "orders", f"pair-{client}", f"{client}-a").start()
+    b = Member(client, lab.bootstrap, "orders", f"pair-{client}", f"{client}-b").start()
+    try:
+        wait_for(lambda: a.assignment and b.assignment and a.assignment | b.assignment == {0, 1, 2}
+                 and not a.assignment & b.assignment, "both members to be assigned")
+        values = [b"%s-%d" % (client.encode(), i) for i in range(90)]
+        acked, errors = produce(client, lab.bootstrap, "orders", values, client_id=f"{client}-p")
+        assert len(acked) == 90, errors
+        wait_for(lambda: len(a.got) + len(b.got) >= 90, "the members to read everything")
+    finally:
+        a.stop()
+        b.stop()
+    assert sorted(a.got + b.got) == sorted(values)
+    assert sorted(len(m.assignment) for m in (a, b)) == [1, 2]
+
+
+def test_a_group_mixing_the_three_libraries_splits_one_partition_each(lab):
+    """Ensure one kafka-python, one confluent-kafka and one aiokafka consumer in the same group agree on a
+    protocol, get one partition each, and together read every record once; the engine's coordinator sees
+    them under their client.id."""
+    members = [Member(c, lab.bootstrap, "orders", "mixed", f"{c}-member").start() for c in CLIENT_NAMES]
+    try:
+        wait_for(lambda: all(len(m.assignment) == 1 for m in members) and
+                 set().union(*(m.assignment for m in members)) == {0, 1, 2}, "one partition each")
+        group = next(g for g in lab.call(lab.cluster.describe_groups) if g["group_id"] == "mixed")
+        assert sorted(m["client_id"] for m in group["members"]) == sorted(f"{c}-member" for c in CLIENT_NAMES)
+        values = [b"mixed-%d" % i for i in range(60)]
+        assert len(produce("kafka-python", lab.bootstrap, "orders", values, client_id="mixed-p")[0]) == 60
+        wait_for(lambda: sum(len(m.got) for m in members) >= 60, "the members to read everything")
+    finally:
+        for m in members:
+            m.stop()
+    assert sorted(v for m in members for v in m.got) == sorted(values)
+
+
+@pytest.mark.parametrize("client", CLIENT_NAMES)
+def test_a_restarted_consumer_resumes_from_its_committed_offsets(lab, client):
+    """Ensure a member that read 40 records and committed, then stopped, is followed by a new process in the
+    same group that reads only the 25 produced since (none again, none skipped)."""
+    first = [b"before-%d" % i for i in range(40)]
+    assert len(produce(client, lab.bootstrap, "orders", first, client_id="resume-p1")[0]) == 40
+    one = Member(client, lab.bootstrap, "orders", f"resume-{client}", f"{client}-1").start()
+    try:
+        wait_for(lambda: len(one.got) >= 40, "the first process to read the first 40")
+    finally:
+        one.stop()  # commits, then leaves the group
+    committed = next(g for g in lab.call(lab.cluster.describe_groups) if g["group_id"] == f"resume-{client}")
+    assert sum(committed["committed"].values()) == 40
+    later = [b"after-%d" % i for i in range(25)]
+    assert len(produce(client, lab.bootstrap, "orders", later, client_id="resume-p2")[0]) == 25
+    two = Member(client, lab.bootstrap, "orders", f"resume-{client}", f"{client}-2").start()
+    try:
+        wait_for(lambda: len(two.got) >= 25, "the second process to read what is new")
+        wait_for(lambda: two.assignment == {0, 1, 2}, "the second process to hold every partition")
+    finally:
+        two.stop()
+    assert sorted(one.got) == sorted(first) and sorted(two.got) == sorted(later)
+
+
+# ── idempotence ──────────────────────────────────────────────────────────────
+@pytest.mark.parametrize("client", CLIENT_NAMES)
+def test_an_idempotent_producer_whose_answers_are_lost_does_not_duplicate(lab, client):
+    """Ensure when the leader's produce answers to the client are dropped for a while (a one-way fault on the
+    engine's network; the requests still arrive and are written), every record ends acked and in the log
+    exactly once. kafka-python and aiokafka time out and resend: the leader recognises the sequence numbers
+    (DuplicateBatchIgnored). librdkafka instead takes a later batch's success as proof the earlier one was
+    written (its sequences are consecutive), so it need not resend at all."""
+    name = f"idem-{client}"
+    leader = lab.call(lambda: lab.cluster.leader_of(TopicPartition("single", 0)))
+    dropped_before = lab.call(lambda: lab.cluster.network.dropped)
+
+    def fault(i: int) -> None:
+        if i == 3:  # the client's connections exist now: answers from the leader to them are lost
+            def cut() -> None:
+                for conn in lab.server.connections():
+                    if conn["client_id"] == name:
+                        lab.cluster.network.plan.set_link(f"broker-{leader}", conn["node_id"], loss_probability=1.0,
+                                                          both_ways=False)
+            lab.call(cut)
+        if i == 8:  # heal, so resent batches and later answers get through
+            lab.call(lambda: lab.cluster.network.plan.links.clear())
+
+    values = [b"idem-%d" % i for i in range(12)]
+    acked, errors = produce(client, lab.bootstrap, "single", values, client_id=name, between=fault, pause_s=0.3,
+                            request_timeout_ms=1500)
+    assert sorted(acked) == sorted(values), errors
+    assert sorted(_log_values(lab, "single", 1)) == sorted(values), "a batch was written twice (or lost)"
+    assert lab.call(lambda: lab.cluster.network.dropped) > dropped_before, "no answer was lost: nothing tested"
+    deduped = lab.call(lambda: lab.cluster.events.of_kind("DuplicateBatchIgnored"))
+    if client != "confluent-kafka":
+        assert deduped, "the client resent, and the leader must have recognised the batch"
+
+
+# ── failover ─────────────────────────────────────────────────────────────────
+@pytest.mark.parametrize("client", CLIENT_NAMES)
+def test_acks_all_loses_no_acknowledged_record_when_a_leader_is_killed_mid_stream(lab, client):
+    """Ensure while the library produces (acks=all, idempotent) a partition leader is killed: after the
+    failover every record the client saw acknowledged is in the new leaders' logs, none twice."""
+    victim = lab.call(lambda: lab.cluster.leader_of(TopicPartition("orders", 0)))
+
+    def crash(i: int) -> None:
+        if i == 100:
+            lab.call(lambda: lab.cluster.crash_broker(victim))
+
+    values = [b"%s-stream-%d" % (client.encode(), i) for i in range(400)]
+    acked, errors = produce(client, lab.bootstrap, "orders", values, client_id=f"crash-{client}", between=crash,
+                            pause_s=0.005)
+    assert len(acked) >= 300, (len(acked), errors[:3])
+    stored = _log_values(lab, "orders", PARTITIONS)
+    assert set(acked) <= set(stored), f"lost-write: {sorted(set(acked) - set(stored))[:5]}"
+    assert len(stored) == len(set(stored)), "duplicate"
+
+
+# ── transactions ─────────────────────────────────────────────────────────────
+@pytest.mark.parametrize("client", CLIENT_NAMES)
+def test_a_transactional_producer_commits_and_aborts_and_read_committed_sees_only_the_commit(lab, client):
+    """Ensure the library's transactional producer (through the engine's transaction coordinator) commits one
+    transaction and aborts one: a read_committed consumer of the same library reads only the committed
+    records, a read_uncommitted one reads both, and the log holds the aborted records with their marker."""
+    committed = [b"com-%s-%d" % (client.encode(), i) for i in range(15)]
+    aborted = [b"abo-%s-%d" % (client.encode(), i) for i in range(15)]
+    produce_transactions(client, lab.bootstrap, "orders", committed, aborted)
+    seen = read_all(client, lab.bootstrap, "orders", PARTITIONS, len(committed), isolation="read_committed",
+                    settle_s=1.0)
+    assert sorted(seen) == sorted(committed)
+    everything = read_all(client, lab.bootstrap, "orders", PARTITIONS, 30)
+    assert sorted(everything) == sorted(committed + aborted)
+
+
+# ── admin ────────────────────────────────────────────────────────────────────
+def test_admin_clients_create_describe_and_delete_topics(lab):
+    """Ensure confluent-kafka's and kafka-python's AdminClients create topics (with configs), get Kafka's error
+    codes for a duplicate and an impossible replication factor, read the configs back, and delete a topic."""
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+    from kafka.admin import KafkaAdminClient
+    from kafka.admin import NewTopic as KafkaNewTopic
+
+    admin = AdminClient({"bootstrap.servers": lab.bootstrap})
+    futures = admin.create_topics([NewTopic("invoices", 4, 2, config={"retention.ms": "60000",
+                                                                      "cleanup.policy": "compact"}),
+                                   NewTopic("orders", 1, 1), NewTopic("too-many-copies", 1, 9)])
+    futures["invoices"].result(WAIT_S)
+    for name, code in (("orders", "TOPIC_ALREADY_EXISTS"), ("too-many-copies", "INVALID_REPLICATION_FACTOR")):
+        with pytest.raises(Exception) as refused:
+            futures[name].result(WAIT_S)
+        assert code in str(refused.value)
+    assert len(admin.list_topics(timeout=WAIT_S).topics["invoices"].partitions) == 4
+    assert lab.call(lambda: lab.cluster.topics["invoices"].replication_factor) == 2
+    configs = admin.describe_configs([ConfigResource("topic", "invoices")])
+    described = next(iter(configs.values())).result(WAIT_S)
+    assert described["retention.ms"].value == "60000" and described["cleanup.policy"].value == "compact"
+    assert described["min.insync.replicas"].is_default
+
+    kafka_admin = KafkaAdminClient(bootstrap_servers=lab.bootstrap, request_timeout_ms=10_000)
+    kafka_admin.create_topics([KafkaNewTopic("kp-topic", 2, 3)])
+    assert "kp-topic" in kafka_admin.list_topics()
+    kafka_admin.delete_topics(["kp-topic"])
+    wait_for(lambda: "kp-topic" not in lab.call(lambda: set(lab.cluster.topics)), "the topic to be deleted")
+    kafka_admin.close()
