@@ -863,6 +863,20 @@ class LabWorld:
             producers.append({"name": name, **p.describe(),
                               "pid": client.producer_id if client.producer_id >= 0 else None, "state": state})
         rest = {"rest": self.rest.view()} if self.rest is not None else {}
+        # Real Kafka clients connected through the lab's listeners (core_log/wire), one entry per client.id:
+        # they are nodes of this cluster's network like the lab's own clients, so the engine saw everything.
+        wire: dict[str, dict[str, Any]] = {}
+        for client in c.clients.values():
+            if getattr(client, "kind", None) == "wire" and client.alive:
+                d = client.describe()
+                entry = wire.setdefault(d["client_id"], {"client_id": d["client_id"], "connections": 0, "brokers": [],
+                                                         "roles": [], "records_produced": 0, "requests": {}})
+                entry["connections"] += 1
+                entry["brokers"] = sorted(set(entry["brokers"]) | {d["broker"]})
+                entry["roles"] = sorted(set(entry["roles"]) | {d["role"]})
+                entry["records_produced"] += d["records_produced"]
+                for api, n in d["requests"].items():
+                    entry["requests"][api] = entry["requests"].get(api, 0) + n
         return {
             "time_ms": c.now_ms(), "seed": self.seed, "template": self.template,
             "brokers": brokers, "partitions": partitions,
@@ -877,6 +891,7 @@ class LabWorld:
                                                                "group_lag", "alerts")},
                         "sparks": sparks},
             "events": events,
+            "wire_clients": [wire[k] for k in sorted(wire)],
             **rest,
         }
 

@@ -56,7 +56,11 @@ def _config_text(value: Any) -> str:
 
 
 async def create_topics(conn: WireConnection, request: Any, version: int) -> dict[str, Any]:
-    cluster = conn.cluster
+    return {"throttle_time": NO_TIMEOUT, "topics": await conn.engine(lambda: _create_topics(conn.cluster, request))}
+
+
+def _create_topics(cluster: Any, request: Any) -> list[dict[str, Any]]:
+    """Validate and create each requested topic (on the cluster's thread); one result per topic."""
     results = []
     for topic in request.topics:
         partitions = AUTO_CREATE_PARTITIONS if topic.num_partitions == -1 else int(topic.num_partitions)
@@ -83,10 +87,14 @@ async def create_topics(conn: WireConnection, request: Any, version: int) -> dic
                     else "INVALID_TOPIC_EXCEPTION"
                 message = str(exc)
         results.append({"name": topic.name, "error_code": error, "error_message": message})
-    return {"throttle_time": NO_TIMEOUT, "topics": results}
+    return results
 
 
 async def delete_topics(conn: WireConnection, request: Any, version: int) -> dict[str, Any]:
+    return {"throttle_time": NO_TIMEOUT, "responses": await conn.engine(lambda: _delete_topics(conn, request))}
+
+
+def _delete_topics(conn: WireConnection, request: Any) -> list[dict[str, Any]]:
     responses = []
     for name in request.topic_names:
         error = NONE
@@ -98,7 +106,7 @@ async def delete_topics(conn: WireConnection, request: Any, version: int) -> dic
             except ClusterError:
                 error = "TOPIC_DELETION_DISABLED"  # an internal topic: Kafka refuses to delete those too
         responses.append({"name": name, "error_code": error})
-    return {"throttle_time": NO_TIMEOUT, "responses": responses}
+    return responses
 
 
 def _topic_configs(conn: WireConnection, name: str) -> list[dict[str, Any]]:
@@ -121,6 +129,10 @@ def _topic_configs(conn: WireConnection, name: str) -> list[dict[str, Any]]:
 
 
 async def describe_configs(conn: WireConnection, request: Any, version: int) -> dict[str, Any]:
+    return {"throttle_time": NO_TIMEOUT, "results": await conn.engine(lambda: _describe_configs(conn, request))}
+
+
+def _describe_configs(conn: WireConnection, request: Any) -> list[dict[str, Any]]:
     results = []
     for resource in request.resources:
         rtype, name = int(resource.resource_type), resource.resource_name
@@ -140,12 +152,12 @@ async def describe_configs(conn: WireConnection, request: Any, version: int) -> 
             configs = [c for c in configs if c["name"] in keys]
         results.append({"error_code": error, "error_message": message, "resource_type": rtype,
                         "resource_name": name, "configs": configs})
-    return {"throttle_time": NO_TIMEOUT, "results": results}
+    return results
 
 
 async def list_groups(conn: WireConnection, request: Any, version: int) -> dict[str, Any]:
     """The groups this broker coordinates (Kafka answers ListGroups per broker; the AdminClient asks them all)."""
-    groups = [g for g in conn.cluster.describe_groups() if g.get("coordinator") == conn.broker_id]
+    groups = [g for g in await conn.engine(conn.cluster.describe_groups) if g.get("coordinator") == conn.broker_id]
     return {"throttle_time": NO_TIMEOUT, "error_code": NONE,
             "groups": [{"group_id": g["group_id"], "protocol_type": "consumer", "group_state": g.get("state", "")}
                        for g in groups]}

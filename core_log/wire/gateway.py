@@ -43,6 +43,7 @@ from core_log.messages import (
     TopicPartition,
 )
 from core_log.network import MAX_LATENCY_MS
+from core_log.wire.bridge import Bridge, SameThread
 
 if TYPE_CHECKING:
     from core_log.cluster import Cluster
@@ -69,54 +70,94 @@ class WireError(ValueError):
 
 
 class WireConnection:
-    """A client connection to one broker's port: a network node that relays its requests to that broker."""
+    """A client connection to one broker's port: a network node that relays its requests to that broker.
 
-    def __init__(self, cluster: "Cluster", node_id: str, broker_id: int, ports: Callable[[], dict[int, int]]) -> None:
+    Threads: handlers run on the listener's asyncio loop; ``receive`` and the
+    other node methods run on the cluster's thread. Everything that touches the
+    cluster (and ``_waiting``, the requests awaiting an engine reply) goes
+    through the bridge; replies come back with ``call_soon_threadsafe``.
+    """
+
+    kind = "wire"  # how the lab's view tells a real client's connection from the lab's own clients
+
+    def __init__(self, cluster: "Cluster", node_id: str, broker_id: int, ports: Callable[[], dict[int, int]],
+                 bridge: Bridge | None = None) -> None:
         self.cluster = cluster
         self.node_id = node_id
         self.broker_id = broker_id
         self.alive = True
         self.incarnation = 0
         self.client_id = ""
+        self.bridge: Bridge = bridge or SameThread()
+        self.requests: dict[str, int] = {}  # API name → requests answered, for the lab's live view
+        self.records_produced = 0  # records in the batches this connection produced (as the client counted)
         self._ports = ports  # broker id → listening port (for Metadata's broker list)
         self.rebalance_timeout_ms = 300_000  # from this member's last JoinGroup: how long a SyncGroup may be held
         self._correlation = 0
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
-        cluster.register_client(self)
+        self._waiting: dict[int, asyncio.Future[Any]] = {}  # touched on the cluster's thread only
+        self._loop = asyncio.get_running_loop()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A lab checkpoint (core_log/snapshot.py) keeps a departed stand-in: sockets and futures do not
+        survive a rewind; the restored lab has no real clients until they connect again."""
+        return (DepartedConnection, (self.node_id, self.client_id, self.broker_id))
+
+    def attach(self) -> None:
+        """Join the cluster's network (on the cluster's thread)."""
+        self.cluster.register_client(self)
 
     def ports(self) -> dict[int, int]:
         """Broker id → the port its listener has (for Metadata and FindCoordinator answers)."""
         return self._ports()
 
-    # ── the node side (called by the network while the driver advances the cluster) ──
+    async def engine(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` where the cluster lives and return its result (admin calls, auto-created topics)."""
+        return await self.bridge.call(fn)
+
+    def describe(self) -> dict[str, Any]:
+        """What the lab's live view shows of this connection (read on the cluster's thread)."""
+        role = "producer" if "Produce" in self.requests else "consumer" if "Fetch" in self.requests else \
+            "admin" if {"CreateTopics", "DeleteTopics", "DescribeConfigs"} & set(self.requests) else "client"
+        return {"client_id": self.client_id or "(no client.id)", "node_id": self.node_id, "kind": "wire",
+                "role": role, "broker": self.broker_id, "requests": dict(self.requests),
+                "records_produced": self.records_produced}
+
+    # ── the node side (called on the cluster's thread while it advances) ──
     def receive(self, envelope: Envelope) -> None:
         future = self._waiting.pop(getattr(envelope.message, "correlation_id", -1), None)
-        if future is not None and not future.done():
-            future.set_result(envelope.message)
+        if future is not None:
+            self._loop.call_soon_threadsafe(_settle, future, envelope.message)
 
     def connection_refused(self, envelope: Envelope) -> None:
         """The broker's process is gone: fail the request now instead of at its timeout."""
         future = self._waiting.pop(getattr(envelope.message, "correlation_id", -1), None)
-        if future is not None and not future.done():
-            future.set_result(None)
+        if future is not None:
+            self._loop.call_soon_threadsafe(_settle, future, None)
 
     def close(self) -> None:
         """The client hung up. Requests it already sent still reach the broker (Kafka handles a request it
         has read even if the client is gone, so an acks=0 batch is still written); answers to it are dropped.
         The node is forgotten once no message from it can still be on a link."""
-        self.alive = False
-        for future in self._waiting.values():
-            if not future.done():
-                future.cancel()
-        self._waiting.clear()
-        self.cluster.schedule(MAX_LATENCY_MS + 1, lambda: self.cluster.unregister_client(self.node_id))
+        def on_cluster_thread() -> None:
+            self.alive = False
+            for future in self._waiting.values():
+                self._loop.call_soon_threadsafe(future.cancel)
+            self._waiting.clear()
+            self.cluster.schedule(MAX_LATENCY_MS + 1, lambda: self.cluster.unregister_client(self.node_id))
+        self.bridge.post(on_cluster_thread)
 
     def ask(self, make: Callable[[int], object], broker_id: int | None = None) -> asyncio.Future[Any]:
+        """Send an engine request (built by ``make(correlation id)``) and return the future of its reply."""
         self._correlation += 1
         correlation = self._correlation
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting[correlation] = future
-        self.cluster.send(self, f"broker-{self.broker_id if broker_id is None else broker_id}", make(correlation))
+        future: asyncio.Future[Any] = self._loop.create_future()
+        destination = f"broker-{self.broker_id if broker_id is None else broker_id}"
+
+        def send() -> None:
+            if self.alive:
+                self._waiting[correlation] = future
+                self.cluster.send(self, destination, make(correlation))
+        self.bridge.post(send)
         return future
 
     async def answer(self, future: asyncio.Future[Any], timeout_s: float) -> Any:
@@ -131,18 +172,10 @@ class WireConnection:
         wanted = None if request.topics is None else tuple(t.name for t in request.topics)
         if version == 0 and not wanted:
             wanted = None  # v0 has no null: an empty list means every topic
-        invalid: set[str] = set()
         # A named topic that does not exist is created, as Kafka's auto.create.topics.enable=true does
         # (v4+ lets the client say no; before v4 a broker always creates).
-        if wanted and getattr(request, "allow_auto_topic_creation", True):
-            for name in wanted:
-                if name not in self.cluster.topics:
-                    try:
-                        self.cluster.create_topic(name, AUTO_CREATE_PARTITIONS,
-                                                  min(AUTO_CREATE_REPLICATION, len(self.cluster.brokers)),
-                                                  {"min.insync.replicas": min(2, len(self.cluster.brokers))})
-                    except ClusterError:
-                        invalid.add(name)
+        auto_create = bool(wanted) and getattr(request, "allow_auto_topic_creation", True)
+        invalid, existing = await self.engine(lambda: self._auto_create(wanted if auto_create else ()))
         reply = await self.answer(self.ask(lambda c: MetadataRequest(wanted or (), c)), DEFAULT_REPLY_TIMEOUT_S)
         ports = self.ports()
         brokers = [] if reply is None else [
@@ -158,11 +191,24 @@ class WireConnection:
                     "replica_nodes": list(meta.replicas), "isr_nodes": list(meta.isr), "offline_replicas": []})
         names = sorted(by_topic) if wanted is None else list(wanted)
         topics = [{"error_code": NONE if name in by_topic else "INVALID_TOPIC_EXCEPTION" if name in invalid
-                   else "LEADER_NOT_AVAILABLE" if name in self.cluster.topics else UNKNOWN_TOPIC_OR_PARTITION,
+                   else "LEADER_NOT_AVAILABLE" if name in existing else UNKNOWN_TOPIC_OR_PARTITION,
                    "name": name,
                    "is_internal": False, "partitions": by_topic.get(name, [])} for name in names]
         return {"throttle_time": NO_TIMEOUT, "brokers": brokers, "cluster_id": "messaging-lab",
                 "controller_id": min(ports) if ports else -1, "topics": topics}
+
+    def _auto_create(self, names: tuple[str, ...] | None) -> tuple[set[str], set[str]]:
+        """Create the missing topics among ``names`` (cluster thread); (names refused, names that exist)."""
+        invalid: set[str] = set()
+        brokers = len(self.cluster.brokers)
+        for name in names or ():
+            if name not in self.cluster.topics:
+                try:
+                    self.cluster.create_topic(name, AUTO_CREATE_PARTITIONS, min(AUTO_CREATE_REPLICATION, brokers),
+                                              {"min.insync.replicas": min(2, brokers)})
+                except ClusterError:
+                    invalid.add(name)
+        return invalid, set(self.cluster.topics)
 
     # ── InitProducerId ──
     async def init_producer_id(self, request: Any, version: int) -> dict[str, Any]:
@@ -184,6 +230,7 @@ class WireConnection:
         acks = int(request.acks)
         timeout_ms = max(0, int(request.timeout.total_seconds() * 1000))
         asks: list[tuple[str, int, Awaitable[Any] | str]] = []
+        counts: list[int] = []  # records per engine request in asks (0 for the refused ones)
         count = sum(len(t.partition_data) for t in request.topic_data)
         if count > MAX_PARTITIONS_PER_REQUEST:
             raise WireError(f"a Produce for {count} partitions (the limit is {MAX_PARTITIONS_PER_REQUEST})")
@@ -191,33 +238,39 @@ class WireConnection:
             for part in topic.partition_data:
                 if acks not in (-1, 0, 1):
                     asks.append((topic.name, part.index, "INVALID_REQUIRED_ACKS"))
+                    counts.append(0)
                     continue
                 if part.records is None:
                     asks.append((topic.name, part.index, "INVALID_RECORD"))
+                    counts.append(0)
                     continue
                 tp = TopicPartition(topic.name, int(part.index))
                 records = bytes(part.records)
                 if acks == 0:
                     self._correlation += 1
-                    self.cluster.send(self, f"broker-{self.broker_id}",
-                                      ProduceRequest(tp, 0, records, timeout_ms, self._correlation, self.client_id))
+                    request0 = ProduceRequest(tp, 0, records, timeout_ms, self._correlation, self.client_id)
+                    self.bridge.post(lambda r=request0: self.cluster.send(self, f"broker-{self.broker_id}", r))
+                    self.records_produced += _record_count(records)
                     continue
                 asks.append((topic.name, part.index, self.ask(
                     lambda c, tp=tp, records=records: ProduceRequest(tp, acks, records, timeout_ms, c,
                                                                      self.client_id))))
+                counts.append(_record_count(records))
         if acks == 0:
             return None
         wait_s = timeout_ms / 1000 + ENGINE_REPLY_MARGIN_S
         results = await asyncio.gather(*(self.answer(a, wait_s) if not isinstance(a, str) else _done(a)
                                           for _, _, a in asks))
         responses: dict[str, list[dict[str, Any]]] = {}
-        for (topic_name, index, _), reply in zip(asks, results):
+        for (topic_name, index, _), reply, count in zip(asks, results, counts):
             if isinstance(reply, str):
                 error, base_offset, start = reply, -1, -1
             elif reply is None:
                 error, base_offset, start = REQUEST_TIMED_OUT, -1, -1
             else:
                 error, base_offset, start = reply.error, reply.base_offset, reply.log_start_offset
+                if error == NONE:
+                    self.records_produced += count
             responses.setdefault(topic_name, []).append({
                 "index": index, "error_code": error, "base_offset": base_offset, "log_append_time": None,
                 "log_start_offset": start, "record_errors": [], "error_message": None})
@@ -297,3 +350,27 @@ class WireConnection:
 
 async def _done(value: Any) -> Any:
     return value
+
+
+def _settle(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _record_count(batch: bytes) -> int:
+    """The records count of a v2 batch's header (bytes 57–60), 0 if the bytes are too short to have one."""
+    return int.from_bytes(batch[57:61], "big", signed=True) if len(batch) >= 61 else 0
+
+
+class DepartedConnection:
+    """What a restored checkpoint has in place of a real client's connection: a dead node that ignores mail."""
+
+    kind = "wire-departed"
+
+    def __init__(self, node_id: str, client_id: str, broker_id: int) -> None:
+        self.node_id, self.client_id, self.broker_id = node_id, client_id, broker_id
+        self.alive = False
+        self.incarnation = 0
+
+    def receive(self, envelope: Envelope) -> None:
+        """Answers to a client that is gone reach nobody."""

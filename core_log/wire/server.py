@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from kio.static.constants import EntityType
 
 from core_log.wire import admin, groups, txns
+from core_log.wire.bridge import Bridge, SameThread
 from core_log.wire.codec import (
     MAX_FRAME_BYTES,
     SIZE,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK_S = 0.002  # the driver advances the cluster at most this much wall time apart
+LIVENESS_POLL_S = 0.05  # when the cluster's owner drives it: how often listeners follow the brokers' state
 MAX_CONNECTIONS = 256  # open client connections over all brokers; more are refused at accept
 API_VERSIONS = 18
 #: What we serve: api key → (lowest, highest) version. Only non-flexible versions, except ApiVersions v3
@@ -128,13 +130,16 @@ class WireServer:
     ``base_port + b - 1``. ``speed`` is simulated ms per wall ms (1.0: real time).
     """
 
-    def __init__(self, cluster: "Cluster", base_port: int = 0, speed: float = 1.0) -> None:
+    def __init__(self, cluster: "Cluster", base_port: int = 0, speed: float = 1.0, bridge: Bridge | None = None,
+                 drive: bool = True) -> None:
         if not 0 <= base_port <= 65535 - len(cluster.brokers):
             raise ValueError(f"base port must be 0 (any) or 1–{65535 - len(cluster.brokers)}, got {base_port}")
         if not 0.1 <= speed <= 100:
             raise ValueError(f"speed must be 0.1–100 simulated ms per wall ms, got {speed}")
         self.cluster = cluster
         self.speed = speed
+        self.bridge: Bridge = bridge or SameThread()
+        self.drive = drive  # advance the cluster with the wall clock (False: its owner does, e.g. the lab runtime)
         self._listeners = {b: _Listener(b, base_port + b - 1 if base_port else 0) for b in sorted(cluster.brokers)}
         self._connections = 0
         self._next_connection = 0
@@ -148,10 +153,14 @@ class WireServer:
 
     # ── lifecycle ──
     async def start(self) -> None:
+        alive = await self.bridge.call(self._alive)
         for listener in self._listeners.values():
-            if self.cluster.brokers[listener.broker_id].alive:
+            if alive[listener.broker_id]:
                 await self._open(listener)
         self._driver = asyncio.ensure_future(self._drive())
+
+    def _alive(self) -> dict[int, bool]:
+        return {b: broker.alive for b, broker in self.cluster.brokers.items()}
 
     async def close(self) -> None:
         self._closing = True
@@ -195,18 +204,21 @@ class WireServer:
 
     # ── the driver ──
     async def _drive(self) -> None:
-        wall0, sim0 = time.monotonic(), self.cluster.now_ms()
+        """Move simulated time with the wall clock (when ``drive``) and keep each listener open exactly
+        while its broker is up."""
+        wall0, sim0 = time.monotonic(), self.cluster.now_ms() if self.drive else 0
         while not self._closing:
-            target = sim0 + int((time.monotonic() - wall0) * 1000 * self.speed)
-            if target > self.cluster.now_ms():
-                self.cluster.advance(target)
+            if self.drive:
+                target = sim0 + int((time.monotonic() - wall0) * 1000 * self.speed)
+                if target > self.cluster.now_ms():
+                    self.cluster.advance(target)
+            alive = await self.bridge.call(self._alive)
             for listener in self._listeners.values():
-                alive = self.cluster.brokers[listener.broker_id].alive
-                if not alive and listener.server is not None:
+                if not alive[listener.broker_id] and listener.server is not None:
                     self._shut(listener)
-                elif alive and listener.server is None:
+                elif alive[listener.broker_id] and listener.server is None:
                     await self._open(listener)
-            await asyncio.sleep(TICK_S)
+            await asyncio.sleep(TICK_S if self.drive else LIVENESS_POLL_S)
 
     # ── one connection ──
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, broker_id: int) -> None:
@@ -221,9 +233,10 @@ class WireServer:
         if task is not None:
             self._tasks.add(task)
         listener.writers.add(writer)
-        conn = WireConnection(self.cluster, f"wire-{self._next_connection}", broker_id, self.ports)
+        conn = WireConnection(self.cluster, f"wire-{self._next_connection}", broker_id, self.ports, self.bridge)
         self._by_node[conn.node_id] = conn
         try:
+            await self.bridge.call(conn.attach)
             while True:
                 size = SIZE.unpack(await reader.readexactly(SIZE.size))[0]
                 if not 0 < size <= MAX_FRAME_BYTES:
@@ -261,6 +274,8 @@ class WireServer:
         header, request = read_request(frame, SUPPORTED.get(api_key))
         conn.client_id = (header.client_id or "")[:256]
         body = await HANDLERS[api_key](conn, request, version)
+        name = type(request).__name__.removesuffix("Request")
+        conn.requests = {**conn.requests, name: conn.requests.get(name, 0) + 1}  # replaced whole: read elsewhere
         if body is None:
             return None
         return write_response(api_key, version, correlation_id, body)

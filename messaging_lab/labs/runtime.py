@@ -120,10 +120,11 @@ class RunningLab:
     checkpoint_error: str | None = None  # why this lab stopped taking checkpoints, if it did
     checkpoint_not_before: float = 0.0  # wall time (monotonic) before which a paced checkpoint is skipped
     last_snapshot_s: float = 0.0  # how long the last snapshot held the engine thread
+    wire_open: bool = False  # Kafka listeners are open for real clients (labs/wire.py): it runs in real time
 
     @property
     def awake(self) -> bool:
-        return self.viewers > 0 or time.monotonic() - self.last_touch < IDLE_AFTER_S
+        return self.wire_open or self.viewers > 0 or time.monotonic() - self.last_touch < IDLE_AFTER_S
 
 
 def _write_retrying(write: Callable[[], Any]) -> None:
@@ -156,6 +157,9 @@ class LabRuntime:
         self._stopping = False
         #: Set by the exercises app: ``guide_loader(lab) -> guide or None`` for a lab's guided steps.
         self.guide_loader: Callable[[Lab], Any] | None = None
+        #: Called on the engine thread with a lab id when its world goes away (deleted, replaced, unloaded);
+        #: the wire listeners (labs/wire.py) close theirs. A hook must not wait for the engine thread.
+        self.forget_hooks: list[Callable[[str], None]] = []
 
     # ── talking to the engine thread ─────────────────────────────────────────
     def start(self) -> None:
@@ -377,6 +381,7 @@ class LabRuntime:
         """
         old = self._labs.pop(lab.pk, None)
         if old is not None:
+            self._forgotten(lab.pk)
             for broker in old.world.cluster.brokers.values():
                 if broker.alive:
                     broker.shutdown()
@@ -404,13 +409,23 @@ class LabRuntime:
                 del _rewind_cache[key]
         running = self._labs.pop(lab_id, None)
         if running is not None:
+            self._forgotten(lab_id)
             for broker in running.world.cluster.brokers.values():
                 if broker.alive:
                     broker.shutdown()
         shutil.rmtree(self._data_dir(lab_id), ignore_errors=True)
 
+    def _forgotten(self, lab_id: str) -> None:
+        for hook in self.forget_hooks:
+            try:
+                hook(lab_id)
+            except Exception:  # a hook's failure must not keep a lab's files around
+                log.exception("a forget hook failed for lab %s", lab_id)
+
     def forget_all(self) -> None:
         """Stop hosting every lab (tests; the data stays on disk)."""
+        for lab_id in list(self._labs):
+            self._forgotten(lab_id)
         for running in self._labs.values():
             for broker in running.world.cluster.brokers.values():
                 if broker.alive:
@@ -461,6 +476,9 @@ class LabRuntime:
                 raise LabCommandError("speed must be a number") from None
             if speed not in SPEEDS:
                 raise LabCommandError(f"speed must be one of {', '.join(f'{s:g}×' for s in SPEEDS)}")
+            if running.wire_open and speed != 1.0:
+                raise LabCommandError("the Kafka listeners are open: real clients count real time, so the lab runs "
+                                      "at 1× until you close them")
             running.speed = speed
         elif kind == "pause":
             running.paused = True

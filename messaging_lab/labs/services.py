@@ -342,3 +342,30 @@ def compare_labs(fork: Lab, source: Lab) -> dict[str, Any]:
                     for r in _rows(f["leaders"], s["leaders"])],
         "lag": _rows(f["lag"], s["lag"]),
     }
+
+
+# ── the lab's Kafka listeners (labs/wire.py) ─────────────────────────────────
+def open_listeners(lab: Lab) -> dict[str, Any]:
+    """Open a listener per broker so real Kafka clients can use the lab; the lab then runs at 1×."""
+    from messaging_lab.labs import wire
+
+    return wire.open_listeners(lab.pk)
+
+
+def close_listeners(lab: Lab) -> dict[str, Any]:
+    from messaging_lab.labs import wire
+
+    return wire.close_listeners(lab.pk)
+
+
+def listener_info(lab: Lab) -> dict[str, Any]:
+    """``{"open": False}``, or the bootstrap address, each broker's port and the open connections."""
+    from messaging_lab.labs import wire
+
+    return wire.listener_info(lab.pk)
+
+
+def first_topic(lab: Lab) -> str:
+    """The lab's first topic by name (internal ones left out), for the client snippets; a placeholder if none."""
+    topics = runtime.call(lambda: sorted(t for t in runtime.get(lab.pk).world.cluster.topics if not t.startswith("__")))
+    return topics[0] if topics else "my-topic"

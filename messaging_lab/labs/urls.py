@@ -19,5 +19,6 @@ urlpatterns = [
     path("<str:lab_id>/rewind", views.lab_rewind, name="rewind"),
     path("<str:lab_id>/fork", views.lab_fork, name="fork"),
     path("<str:lab_id>/compare", views.lab_compare, name="compare"),
+    path("<str:lab_id>/wire", views.lab_wire, name="wire"),
     path("<str:lab_id>/export.json", views.lab_export, name="export"),
 ]

@@ -7,7 +7,7 @@ import json
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core_log.lab import COMMAND_KINDS, TEMPLATES, LabCommandError
 from messaging_lab.labs import services
@@ -243,3 +243,25 @@ def lab_import(request: HttpRequest) -> HttpResponse:
         response["HX-Redirect"] = url
         return response
     return redirect(url)
+
+
+# ── your own Kafka client: the lab's wire listeners ──────────────────────────
+@require_http_methods(["GET", "POST"])
+def lab_wire(request: HttpRequest, lab_id: str) -> HttpResponse:
+    """The lab's Kafka listeners: GET shows them; POST action=open|close switches them (htmx partial)."""
+    lab = _lab_or_404(request, lab_id)
+    error = ""
+    try:
+        if request.method == "POST":
+            action = request.POST.get("action", "")
+            if action not in ("open", "close"):
+                return render(request, "labs/_wire.html", {"lab": lab, "info": services.listener_info(lab),
+                                                          "error": f"action must be open or close, got {action[:20]!r}"},
+                              status=400)
+            info = services.open_listeners(lab) if action == "open" else services.close_listeners(lab)
+        else:
+            info = services.listener_info(lab)
+    except (services.LabError, LabCommandError, OSError) as exc:
+        info, error = services.listener_info(lab), str(exc)
+    return render(request, "labs/_wire.html", {"lab": lab, "info": info, "error": error,
+                                              "topic": services.first_topic(lab)}, status=400 if error else 200)

@@ -218,8 +218,24 @@
     }
   }
 
+  function renderWireClients(clients) {  // real Kafka clients connected through the lab's listeners
+    const box = $("wire-clients"); if (!box) return;
+    box.replaceChildren();
+    if (!clients.length) { box.appendChild(el("p", { class: "muted", text: "No real client is connected." })); return; }
+    for (const c of clients) {
+      const requests = Object.entries(c.requests).map(([api, n]) => api + " " + n).join(", ");
+      box.appendChild(el("div", { class: "wire-client", id: "wire-client-" + c.client_id }, [
+        el("strong", { text: c.client_id }),
+        el("span", { text: " · " + c.roles.join(" + ") + " · " + c.connections + " connection(s) to broker " +
+          c.brokers.join(", ") + (c.records_produced ? " · produced " + c.records_produced + " records" : "") +
+          " · requests: " + (requests || "none yet") }),
+      ]));
+    }
+  }
+
   const renderers = { brokers: renderBrokers, partitions: renderPartitions, producers: renderProducers,
-    groups: renderGroups, guarantees: renderGuarantees, metrics: renderMetrics, rest: renderRest };
+    groups: renderGroups, guarantees: renderGuarantees, metrics: renderMetrics, rest: renderRest,
+    wire_clients: renderWireClients };
 
   function apply(frame) {
     if (frame.type === "error") { $("command-result") && ($("command-result").textContent = frame.message); return; }
