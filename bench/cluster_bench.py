@@ -41,7 +41,7 @@ def _keys(count: int) -> list[bytes]:
 _DETAIL: dict[str, float | int] = {}
 
 
-def produce_throughput(records: int) -> float:
+def produce_throughput(records: int, value: bytes = VALUE) -> float:
     root = tempfile.mkdtemp(prefix="core_log_cluster_bench_")
     try:
         cluster = Cluster(brokers=3, seed=1, storage="file", data_dir=root)
@@ -53,7 +53,7 @@ def produce_throughput(records: int) -> float:
         keys = _keys(records)
         sent_before = cluster.network.sent
         start = time.perf_counter()
-        futures = [producer.send("bench", key, VALUE) for key in keys]
+        futures = [producer.send("bench", key, value) for key in keys]
         cluster.run_until(lambda: producer.in_flight_count() == 0, timeout_ms=600_000, step_ms=1)
         elapsed = time.perf_counter() - start
         assert all(f.ok for f in futures), "every record must be acknowledged"

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dir", default=None, help="scratch directory (default: a temporary one, removed after)")
     bench.add_argument("--produce-records", type=_positive_int, default=50_000,
                        help="records for the cluster produce benchmark (default 50,000)")
+    bench.add_argument("--wire-records", type=_positive_int, default=200_000,
+                       help="records a real confluent-kafka client sends through 'serve' (default 200,000)")
     bench.add_argument("--storage-only", action="store_true", help="skip the cluster benchmarks")
     serve = sub.add_parser("serve", help="run a standalone cluster that real Kafka clients can connect to")
     serve.add_argument("--brokers", type=_broker_count, default=3, help="brokers (1–9, default 3)")
@@ -150,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
 
             figures.update(run_cluster_bench(records=args.produce_records))
             figures.update(run_consume_bench(records=args.produce_records))
+            from bench.wire_bench import run_wire_bench
+
+            figures.update(run_wire_bench(records=args.wire_records))
         if args.json:
             print(json.dumps(figures, sort_keys=True))
         else:
