@@ -51,6 +51,8 @@ from core_log.messages import (
     BrokerHeartbeat,
     FindCoordinatorRequest,
     FindCoordinatorResponse,
+    DeleteRecordsRequest,
+    DeleteRecordsResponse,
     ListOffsetsRequest,
     ListOffsetsResponse,
     WriteTxnMarkersRequest,
@@ -712,6 +714,30 @@ class Broker:
             offset, ts = found if found is not None and found[0] < hw else (-1, -1)
         self._send(src, ListOffsetsResponse(req.tp, NONE, offset, ts, req.correlation_id, start, hw))
 
+    def _on_delete_records(self, req: DeleteRecordsRequest, src: str) -> None:
+        """DeleteRecords on the leader: the log start moves up (at most to the HW); followers learn it from
+        the log start offset in their next fetch response, as Kafka's do."""
+        replica, state = self.replicas.get(req.tp), self.leading.get(req.tp)
+        if replica is None or state is None:
+            self._send(src, DeleteRecordsResponse(req.tp, NOT_LEADER_OR_FOLLOWER, -1, req.correlation_id))
+            return
+        target = replica.high_watermark if req.offset == -1 else req.offset
+        if target < 0:
+            self._send(src, DeleteRecordsResponse(req.tp, OFFSET_OUT_OF_RANGE, -1, req.correlation_id))
+            return
+        try:
+            replica.log.delete_records_before(target, max_offset=replica.high_watermark)
+        except OffsetOutOfRangeError:
+            self._send(src, DeleteRecordsResponse(req.tp, OFFSET_OUT_OF_RANGE, -1, req.correlation_id))
+            return
+        start = replica.log.log_start_offset
+        self.cluster.events.emit(
+            self.cluster.now_ms(), "RecordsDeleted",
+            f"Leader {self.broker_id} of {req.tp} moved its log start to offset {start} (DeleteRecords): records "
+            f"below it can no longer be read, and the followers drop them when their next fetch tells them.",
+            broker=self.broker_id, partition=str(req.tp), log_start_offset=start)
+        self._send(src, DeleteRecordsResponse(req.tp, NONE, start, req.correlation_id))
+
     # ── metadata ─────────────────────────────────────────────────────────────
     def _on_metadata(self, req: MetadataRequest, src: str) -> None:
         partitions = {}
@@ -767,6 +793,7 @@ _HANDLERS = {
     InitProducerIdRequest: Broker._on_init_producer_id,
     FindCoordinatorRequest: Broker._on_find_coordinator,
     ListOffsetsRequest: Broker._on_list_offsets,
+    DeleteRecordsRequest: Broker._on_delete_records,
     WriteTxnMarkersRequest: Broker._on_write_txn_markers,
     WriteTxnMarkersResponse: Broker._on_write_txn_markers_response,
 }

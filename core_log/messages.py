@@ -227,6 +227,23 @@ class InitProducerIdResponse:
     correlation_id: int
 
 
+@dataclass(frozen=True)
+class DeleteRecordsRequest:
+    """Move a partition's log start offset up to ``offset`` (-1: the high watermark), as kafka-delete-records does."""
+
+    tp: TopicPartition
+    offset: int
+    correlation_id: int
+
+
+@dataclass(frozen=True)
+class DeleteRecordsResponse:
+    tp: TopicPartition
+    error: str
+    low_watermark: int  # the log start offset now, -1 on error
+    correlation_id: int
+
+
 # ── consumer groups (classic protocol) and offsets ──────────────────────────
 
 EARLIEST_TIMESTAMP = -2  # ListOffsets: the log start offset

@@ -1,4 +1,4 @@
-"""AdminClient calls over the wire: create, delete and describe topics, list and describe groups.
+"""AdminClient calls over the wire: create, delete and describe topics, list and describe groups, delete records.
 
 Topic changes go to the cluster's controller the way the lab's own controls do
 (``Cluster.create_topic`` / ``delete_topic``), with the same validation and the
@@ -9,17 +9,20 @@ Differences from Kafka: the controller is not a separate quorum reached over
 the network (DESIGN.md: it is assumed healthy), so CreateTopics/DeleteTopics are
 applied at once on any broker; manual replica assignments are refused
 (INVALID_REQUEST); ``validate_only`` checks without creating. DescribeGroups
-reports members without their subscription and assignment bytes.
+reports each member's assignment re-encoded from the coordinator's record (the leader's user data is
+not kept) and no subscription bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
 from core_log.cluster import _LOG_CONFIG_KEYS  # Kafka config name → LogConfig field: the one mapping
 from core_log.cluster import MAX_PARTITIONS, TOPIC_CONFIG_KEYS, ClusterError
-from core_log.messages import NONE, REQUEST_TIMED_OUT, DescribeGroupRequest
+from core_log.consumer_protocol import encode_assignment
+from core_log.messages import NONE, REQUEST_TIMED_OUT, DeleteRecordsRequest, DescribeGroupRequest, TopicPartition
 from core_log.wire.gateway import (
     AUTO_CREATE_PARTITIONS,
     AUTO_CREATE_REPLICATION,
@@ -176,7 +179,31 @@ async def describe_groups(conn: WireConnection, request: Any, version: int) -> d
                     "protocol_type": "consumer", "protocol_data": group.get("protocol") or "",
                     "members": [{"member_id": m.get("member_id", ""), "group_instance_id": m.get("group_instance_id"),
                                  "client_id": m.get("client_id", ""), "client_host": "/127.0.0.1",
-                                 "member_metadata": b"", "member_assignment": b""}
+                                 "member_metadata": b"",
+                                 "member_assignment": encode_assignment(_partitions(m.get("assignment", [])))}
                                 for m in group.get("members", [])],
                     "authorized_operations": -2147483648})
     return {"throttle_time": NO_TIMEOUT, "groups": out}
+
+
+async def delete_records(conn: WireConnection, request: Any, version: int) -> dict[str, Any]:
+    """Each partition's leader moves its log start up (the client sends each partition to its leader)."""
+    wanted = [(t.name, p) for t in request.topics for p in t.partitions]
+    replies = await asyncio.gather(*(conn.answer(conn.ask(
+        lambda c, tp=TopicPartition(name, int(p.partition_index)), offset=int(p.offset):
+        DeleteRecordsRequest(tp, offset, c)), DEFAULT_REPLY_TIMEOUT_S) for name, p in wanted))
+    topics: dict[str, list[dict[str, Any]]] = {}
+    for (name, p), reply in zip(wanted, replies):
+        topics.setdefault(name, []).append({
+            "partition_index": p.partition_index, "error_code": REQUEST_TIMED_OUT if reply is None else reply.error,
+            "low_watermark": -1 if reply is None else reply.low_watermark})
+    return {"throttle_time": NO_TIMEOUT, "topics": [{"name": n, "partitions": ps} for n, ps in topics.items()]}
+
+
+def _partitions(names: list[str]) -> list[TopicPartition]:
+    """``["orders-0", "my.topic-12"]`` → TopicPartitions (the partition is after the last dash)."""
+    out = []
+    for name in names:
+        topic, _, partition = name.rpartition("-")
+        out.append(TopicPartition(topic, int(partition)))
+    return out

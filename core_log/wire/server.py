@@ -76,6 +76,7 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     19: (2, 4),   # CreateTopics
     20: (1, 3),   # DeleteTopics
     32: (1, 3),   # DescribeConfigs (librdkafka asks v1)
+    21: (0, 1),   # DeleteRecords
 }
 
 Handler = Callable[[WireConnection, Any, int], Awaitable[dict[str, Any] | None]]
@@ -112,6 +113,7 @@ HANDLERS: dict[int, Handler] = {
     19: admin.create_topics,
     20: admin.delete_topics,
     32: admin.describe_configs,
+    21: admin.delete_records,
 }
 
 

@@ -199,3 +199,16 @@ def test_acks_0_gets_no_response_and_its_records_still_land(lab):
     while sum(len(v) for v in _engine_records(lab, "orders").values()) < 50:
         assert time.monotonic() < deadline, "acks=0 records never arrived"
         time.sleep(0.05)
+
+
+def test_a_batch_over_the_topics_max_message_bytes_gets_message_too_large(lab):
+    """Ensure a 1.5 MB record (the topic's max.message.bytes is Kafka's 1,048,588) is refused with Kafka's
+    MESSAGE_TOO_LARGE (code 10) — the client's own error — and the listener serves the next request."""
+    from kafka import KafkaProducer
+    from kafka.errors import MessageSizeTooLargeError
+
+    producer = KafkaProducer(bootstrap_servers=lab.bootstrap, max_request_size=4_000_000, retries=0)
+    with pytest.raises(MessageSizeTooLargeError):
+        producer.send("orders", value=b"x" * 1_500_000).get(timeout=WAIT_S)
+    assert producer.send("orders", value=b"small").get(timeout=WAIT_S).offset >= 0
+    producer.close()

@@ -200,3 +200,65 @@ def test_admin_clients_create_describe_and_delete_topics(lab):
     kafka_admin.delete_topics(["kp-topic"])
     wait_for(lambda: "kp-topic" not in lab.call(lambda: set(lab.cluster.topics)), "the topic to be deleted")
     kafka_admin.close()
+
+
+def test_admin_client_lists_and_describes_groups_and_deletes_records(lab):
+    """Ensure confluent-kafka's AdminClient lists a live group, describes it (state, member, its partitions),
+    and DeleteRecords moves a partition's log start: a consumer from the beginning then skips those records."""
+    from confluent_kafka import TopicPartition as CKTopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    member = Member("kafka-python", lab.bootstrap, "orders", "described", "the-member").start()
+    try:
+        wait_for(lambda: member.assignment == {0, 1, 2}, "the member to hold every partition")
+        admin = AdminClient({"bootstrap.servers": lab.bootstrap})
+        assert "described" in [g.group_id for g in admin.list_consumer_groups().result(WAIT_S).valid]
+        described = admin.describe_consumer_groups(["described"])["described"].result(WAIT_S)
+        assert described.state.name == "STABLE" and [m.client_id for m in described.members] == ["the-member"]
+        assert sorted(tp.partition for tp in described.members[0].assignment.topic_partitions) == [0, 1, 2]
+    finally:
+        member.stop()
+    values = [b"del-%d" % i for i in range(60)]
+    assert len(produce("kafka-python", lab.bootstrap, "orders", values, client_id="del-p")[0]) == 60
+    before = {p: lab.call(lambda p=p: lab.cluster.replica(lab.cluster.leader_of(TopicPartition("orders", p)),
+                                                           TopicPartition("orders", p)).high_watermark)
+              for p in range(PARTITIONS)}
+    deleted = admin.delete_records([CKTopicPartition("orders", 0, 3), CKTopicPartition("orders", 1, -1)])
+    low = {tp.partition: future.result(WAIT_S).low_watermark for tp, future in deleted.items()}
+    assert low == {0: 3, 1: before[1]}
+    remaining = sum(before.values()) - 3 - before[1]
+    assert len(read_all("kafka-python", lab.bootstrap, "orders", PARTITIONS, remaining, settle_s=1.0)) == remaining
+    assert lab.call(lambda: lab.cluster.events.of_kind("RecordsDeleted"))
+
+
+def test_consume_transform_produce_commits_the_input_offsets_inside_the_transaction(lab):
+    """Ensure confluent-kafka's exactly-once loop works through the wire: read 20 records, write them
+    transformed in a transaction together with the input offsets (AddOffsetsToTxn + TxnOffsetCommit); after
+    the commit the group's offsets are the positions read and the output holds the 20, visible to
+    read_committed."""
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import TopicPartition as CKTopicPartition
+
+    assert len(produce("kafka-python", lab.bootstrap, "orders", [b"in-%d" % i for i in range(20)],
+                       client_id="ctp-source")[0]) == 20
+    consumer = Consumer({"bootstrap.servers": lab.bootstrap, "group.id": "ctp", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    consumer.subscribe(["orders"])
+    producer = Producer({"bootstrap.servers": lab.bootstrap, "transactional.id": "ctp-1"})
+    producer.init_transactions(WAIT_S)
+    read = []
+    wait_for(lambda: read.extend(m for m in consumer.consume(20, 0.3) if not m.error()) or len(read) >= 20,
+             "the 20 input records")
+    producer.begin_transaction()
+    for message in read:
+        producer.produce("single", key=message.key(), value=message.value().replace(b"in-", b"out-"))
+    producer.send_offsets_to_transaction(consumer.position(consumer.assignment()), consumer.consumer_group_metadata(),
+                                         WAIT_S)
+    producer.commit_transaction(WAIT_S)
+    # The coordinator writes the COMMIT markers (to the output and to __consumer_offsets) just after EndTxn
+    # answers, as Kafka's does, so the group's offsets appear a moment later.
+    wait_for(lambda: sum(max(0, tp.offset) for tp in consumer.committed(
+        [CKTopicPartition("orders", p) for p in range(PARTITIONS)], WAIT_S)) == 20, "the offsets to commit")
+    consumer.close()
+    output = read_all("confluent-kafka", lab.bootstrap, "single", 1, 20, isolation="read_committed")
+    assert sorted(output) == sorted(b"out-%d" % i for i in range(20))
