@@ -873,7 +873,8 @@ class LabWorld:
                                                          "roles": [], "records_produced": 0, "requests": {}})
                 entry["connections"] += 1
                 entry["brokers"] = sorted(set(entry["brokers"]) | {d["broker"]})
-                entry["roles"] = sorted(set(entry["roles"]) | {d["role"]})
+                roles = set(entry["roles"]) | {d["role"]}
+                entry["roles"] = sorted(roles - {"client"}) or ["client"]  # "client": only metadata so far
                 entry["records_produced"] += d["records_produced"]
                 for api, n in d["requests"].items():
                     entry["requests"][api] = entry["requests"].get(api, 0) + n

@@ -154,3 +154,32 @@ def test_acks1_leader_crash_shows_lost_write_and_highlights_it(page, server):
     # outlined in the strips if still among the newest offsets, and in the log explorer at that offset
     page.wait_for_selector("#explorer tr.highlight", timeout=10_000)
     _shot(page, "acks1-lost-write")
+
+
+def test_a_real_kafka_client_shows_in_the_page_under_its_client_id(page, server):
+    """Ensure in the page: Open Kafka listeners shows a bootstrap address and the three snippets; a real
+    kafka-python producer and group consumer run against it appear in 'Your own Kafka client' and in the
+    consumer groups panel under their client.id; Close the listeners turns them off."""
+    from tests.wire.clients import Member, produce, wait_for
+
+    _open_sandbox(page, server)
+    page.click("#wire-open-button")
+    page.wait_for_selector("#wire-bootstrap", timeout=20_000)
+    bootstrap = page.inner_text("#wire-bootstrap")
+    assert bootstrap.count("127.0.0.1:") == 3
+    for snippet in ("kafka-python", "confluent-kafka", "aiokafka"):
+        assert bootstrap in page.text_content(f"#snippet-{snippet}")
+    acked, errors = produce("kafka-python", bootstrap, "machine.telemetry", [b"from-my-code-%d" % i for i in range(20)],
+                            client_id="my-producer")
+    assert len(acked) == 20, errors
+    member = Member("kafka-python", bootstrap, "machine.telemetry", "my-group", "my-consumer").start()
+    try:
+        wait_for(lambda: len(member.got) >= 20, "the learner's consumer to read")
+        page.wait_for_selector("#wire-client-my-consumer", timeout=15_000)
+        page.wait_for_selector("#group-my-group", timeout=15_000)
+        assert "my-consumer" in page.inner_text("#group-my-group")
+        _shot(page, "wire-own-client")
+    finally:
+        member.stop()
+    page.click("#wire-close")
+    page.wait_for_selector("#wire-open-button", timeout=20_000)
