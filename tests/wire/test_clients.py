@@ -212,3 +212,29 @@ def test_a_batch_over_the_topics_max_message_bytes_gets_message_too_large(lab):
         producer.send("orders", value=b"x" * 1_500_000).get(timeout=WAIT_S)
     assert producer.send("orders", value=b"small").get(timeout=WAIT_S).offset >= 0
     producer.close()
+
+
+def test_a_client_that_never_reads_its_answers_does_not_hold_up_the_others(lab):
+    """Ensure a connection that sends Metadata requests and reads none of the answers, until the listener
+    stops reading it (its answers fill the socket buffers, so the listener's write to it waits and our
+    sends block), leaves every other client served: a kafka-python producer and consumer run to completion
+    meanwhile."""
+    metadata = _frame(3, 1, 7, struct.pack(">i", 1) + struct.pack(">h", 6) + b"orders") * 1_000
+    stuck = socket.create_connection(("127.0.0.1", lab.port(1)), timeout=10)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        stuck.settimeout(1.0)
+        blocked = False
+        for _ in range(2_000):  # at most 2,000,000 requests (~50 MB) before calling the test failed
+            try:
+                stuck.sendall(metadata)
+            except socket.timeout:
+                blocked = True  # the listener stopped reading this connection: its answers are not being read
+                break
+        assert blocked, "the listener kept reading a client that never reads its answers"
+        values = [b"meanwhile-%d" % i for i in range(40)]
+        acked, errors = produce("kafka-python", lab.bootstrap, "orders", values, client_id="unaffected")
+        assert sorted(acked) == sorted(values), errors
+        assert sorted(read_all("kafka-python", lab.bootstrap, "orders", PARTITIONS, 40)) == sorted(values)
+    finally:
+        stuck.close()

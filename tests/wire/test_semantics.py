@@ -172,8 +172,9 @@ def test_a_transactional_producer_commits_and_aborts_and_read_committed_sees_onl
 
 # ── admin ────────────────────────────────────────────────────────────────────
 def test_admin_clients_create_describe_and_delete_topics(lab):
-    """Ensure confluent-kafka's and kafka-python's AdminClients create topics (with configs), get Kafka's error
-    codes for a duplicate and an impossible replication factor, read the configs back, and delete a topic."""
+    """Ensure the AdminClients of all three libraries create topics (with configs) and read the configs back;
+    confluent-kafka's gets Kafka's error codes for a duplicate and an impossible replication factor, and
+    kafka-python's lists and deletes a topic."""
     from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
     from kafka.admin import KafkaAdminClient
     from kafka.admin import NewTopic as KafkaNewTopic
@@ -193,6 +194,26 @@ def test_admin_clients_create_describe_and_delete_topics(lab):
     described = next(iter(configs.values())).result(WAIT_S)
     assert described["retention.ms"].value == "60000" and described["cleanup.policy"].value == "compact"
     assert described["min.insync.replicas"].is_default
+
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin import NewTopic as AioNewTopic
+    from aiokafka.admin.config_resource import ConfigResource as AioConfigResource
+    from aiokafka.admin.config_resource import ConfigResourceType
+
+    async def with_aiokafka() -> dict[str, str]:
+        aio_admin = AIOKafkaAdminClient(bootstrap_servers=lab.bootstrap)
+        await aio_admin.start()
+        try:
+            await aio_admin.create_topics([AioNewTopic("aio-topic", 2, 2, topic_configs={"retention.ms": "120000"})])
+            described = await aio_admin.describe_configs([AioConfigResource(ConfigResourceType.TOPIC, "aio-topic")])
+            return {name: value for name, value, *_ in described[0].resources[0][4]}
+        finally:
+            await aio_admin.close()
+
+    assert asyncio.run(with_aiokafka())["retention.ms"] == "120000"
+    assert lab.call(lambda: lab.cluster.topics["aio-topic"].partitions) == 2
 
     kafka_admin = KafkaAdminClient(bootstrap_servers=lab.bootstrap, request_timeout_ms=10_000)
     kafka_admin.create_topics([KafkaNewTopic("kp-topic", 2, 3)])
