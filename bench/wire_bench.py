@@ -34,7 +34,8 @@ TOPIC = "wire-bench"
 TIMEOUT_S = 300.0
 
 
-def _free_base_port(count: int) -> int:
+def free_base_port(count: int) -> int:
+    """A port p with p … p+count-1 free right now (``serve`` puts its brokers on consecutive ports)."""
     for _ in range(100):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -63,7 +64,7 @@ def wire_throughput(records: int) -> tuple[float, float] | None:
     except ImportError:
         return None
     root = tempfile.mkdtemp(prefix="core_log_wire_bench_")
-    base = _free_base_port(3)
+    base = free_base_port(3)
     server = subprocess.Popen([sys.executable, "-m", "core_log", "serve", "--brokers", "3", "--port", str(base),
                                "--data-dir", root], cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,32 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.wire_bench import free_base_port  # the same search the wire benchmark uses
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
 pytestmark = pytest.mark.slow
-
-
-def _free_base_port(count: int) -> int:
-    """A port p with p … p+count-1 free right now (the brokers listen on consecutive ports)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count > 65526:
-            continue
-        try:
-            held = []
-            for port in range(base, base + count):
-                s = socket.socket()
-                held.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise RuntimeError("no run of free ports found")
 
 
 def test_serve_runs_brokers_a_real_client_uses_and_stops_cleanly_on_ctrl_c(tmp_path):
@@ -44,7 +22,7 @@ def test_serve_runs_brokers_a_real_client_uses_and_stops_cleanly_on_ctrl_c(tmp_p
     closes the listeners, flushes the logs (clean-shutdown markers written) and exits 0."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-    base = _free_base_port(2)
+    base = free_base_port(2)
     data = tmp_path / "data"
     process = subprocess.Popen([sys.executable, "-m", "core_log", "serve", "--brokers", "2", "--port", str(base),
                                 "--data-dir", str(data), "--topic", "readings"], cwd=BASE_DIR,
@@ -87,6 +65,6 @@ def test_serve_runs_brokers_a_real_client_uses_and_stops_cleanly_on_ctrl_c(tmp_p
 def test_serve_refuses_bad_flags_with_a_clear_message(tmp_path, flags, message):
     """Ensure each bad flag exits 2 and says what is wrong, before anything listens."""
     done = subprocess.run([sys.executable, "-m", "core_log", "serve", "--data-dir", str(tmp_path / "d"),
-                           "--port", str(_free_base_port(3)), *flags], cwd=BASE_DIR, capture_output=True, text=True,
+                           "--port", str(free_base_port(3)), *flags], cwd=BASE_DIR, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and message in done.stderr, (done.returncode, done.stderr)
