@@ -9,9 +9,10 @@ as any lab producer's batch. Nothing here keeps records.
 
 Handlers are coroutines that return a response body (a dict for
 :func:`core_log.wire.codec.build`), or None for a Produce with acks=0, which
-gets no answer. They await engine replies, which arrive while the server's
-driver advances the cluster; every wait is bounded (the client's own timeout
-plus :data:`ENGINE_REPLY_MARGIN_S`).
+gets no answer. They await engine replies, which arrive while whoever owns
+the cluster advances it (the server's driver for ``serve``, the lab runtime's
+engine thread in the web app; see :mod:`core_log.wire.bridge`); every wait is
+bounded (the client's own timeout plus :data:`ENGINE_REPLY_MARGIN_S`).
 
 Differences from Kafka:
 
@@ -26,9 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
-from core_log.cluster import ClusterError
+from core_log.cluster import Cluster, ClusterError
 from core_log.messages import (
     NONE,
     REQUEST_TIMED_OUT,
@@ -44,9 +45,6 @@ from core_log.messages import (
 )
 from core_log.network import MAX_LATENCY_MS
 from core_log.wire.bridge import Bridge, SameThread
-
-if TYPE_CHECKING:
-    from core_log.cluster import Cluster
 
 #: How much longer than the client's own timeout we wait for the engine before answering REQUEST_TIMED_OUT.
 ENGINE_REPLY_MARGIN_S = 1.0
@@ -80,7 +78,7 @@ class WireConnection:
 
     kind = "wire"  # how the lab's view tells a real client's connection from the lab's own clients
 
-    def __init__(self, cluster: "Cluster", node_id: str, broker_id: int, ports: Callable[[], dict[int, int]],
+    def __init__(self, cluster: Cluster, node_id: str, broker_id: int, ports: Callable[[], dict[int, int]],
                  bridge: Bridge | None = None) -> None:
         self.cluster = cluster
         self.node_id = node_id
