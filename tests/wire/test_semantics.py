@@ -78,8 +78,9 @@ def test_a_group_mixing_the_three_libraries_splits_one_partition_each(lab):
 
 @pytest.mark.parametrize("client", CLIENT_NAMES)
 def test_a_restarted_consumer_resumes_from_its_committed_offsets(lab, client):
-    """Ensure a member that read 40 records and committed, then stopped, is followed by a new process in the
-    same group that reads only the 25 produced since (none again, none skipped)."""
+    """Ensure a member that read 40 records and committed, then stopped, is followed — after the group's
+    coordinator broker was killed and restarted too — by a new process in the same group that reads only the
+    25 produced since (none again, none skipped): the commits live in the replicated __consumer_offsets."""
     first = [b"before-%d" % i for i in range(40)]
     assert len(produce(client, lab.bootstrap, "orders", first, client_id="resume-p1")[0]) == 40
     one = Member(client, lab.bootstrap, "orders", f"resume-{client}", f"{client}-1").start()
@@ -89,6 +90,9 @@ def test_a_restarted_consumer_resumes_from_its_committed_offsets(lab, client):
         one.stop()  # commits, then leaves the group
     committed = next(g for g in lab.call(lab.cluster.describe_groups) if g["group_id"] == f"resume-{client}")
     assert sum(committed["committed"].values()) == 40
+    coordinator = committed["coordinator"]
+    lab.call(lambda: lab.cluster.crash_broker(coordinator))
+    lab.call(lambda: lab.cluster.restart_broker(coordinator))
     later = [b"after-%d" % i for i in range(25)]
     assert len(produce(client, lab.bootstrap, "orders", later, client_id="resume-p2")[0]) == 25
     two = Member(client, lab.bootstrap, "orders", f"resume-{client}", f"{client}-2").start()
