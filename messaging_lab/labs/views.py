@@ -49,7 +49,8 @@ def lab_page_context(request: HttpRequest, lab) -> dict[str, object]:  # type: i
     source, forked_at = services.fork_source(lab)
     return {"lab": lab, "read_only": False, "ws_path": f"/ws/labs/{lab.pk}/", "share_url": share_url,
             "speeds": SPEEDS, "brokers": range(1, lab.brokers + 1), "default_rf": min(3, lab.brokers),
-            "fork_source": source, "forked_at_s": None if forked_at is None else forked_at / 1000}
+            "fork_source": source, "forked_at_s": None if forked_at is None else forked_at / 1000,
+            "wire": services.listener_info(lab), "wire_topic": services.first_topic(lab)}
 
 
 @require_GET

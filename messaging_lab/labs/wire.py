@@ -77,6 +77,8 @@ class _WireHost:
         return info
 
     def info(self, lab_id: str) -> dict[str, Any]:
+        if self._loop is None:  # no lab has opened listeners in this process: do not start the loop to say so
+            return {"open": False}
         return self._run(self._info(lab_id))
 
     # ── on the wire loop ──
