@@ -63,18 +63,24 @@ class _WireHost:
             raise LabCommandError(f"{MAX_LABS_WITH_LISTENERS} labs have listeners open on this server (the "
                                   f"limit); close one first")
         cluster = runtime.call(mark)
-        return self._run(self._open(lab_id, cluster))
+        try:
+            return self._run(self._open(lab_id, cluster))
+        except BaseException:  # no port (OSError), a timeout: the lab is not left locked at 1× and awake
+            runtime.call(lambda: self._unmark(lab_id))
+            raise
 
     def close(self, lab_id: str) -> dict[str, Any]:
         info = self._run(self._close(lab_id))
-
-        def unmark() -> None:
-            running = runtime._labs.get(lab_id)  # noqa: SLF001 (the runtime's own record of the lab)
-            if running is not None:
-                running.wire_open = False
-                running.last_frame = 0.0
-        runtime.call(unmark)
+        runtime.call(lambda: self._unmark(lab_id))
         return info
+
+    @staticmethod
+    def _unmark(lab_id: str) -> None:
+        """On the engine thread: the lab no longer has listeners (speed free again, may sleep)."""
+        running = runtime._labs.get(lab_id)  # noqa: SLF001 (the runtime's own record of the lab)
+        if running is not None:
+            running.wire_open = False
+            running.last_frame = 0.0
 
     def info(self, lab_id: str) -> dict[str, Any]:
         if self._loop is None:  # no lab has opened listeners in this process: do not start the loop to say so
