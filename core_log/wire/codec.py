@@ -27,7 +27,6 @@ import kio.index
 import kio.serial
 from kio.schema.errors import ErrorCode
 from kio.static.constants import EntityType
-from kio.static.primitive import i16, i32
 
 #: The largest request frame accepted, in bytes (Kafka's socket.request.max.bytes default is 100 MiB;
 #: a lab needs far less, and a bigger claimed size is refused before it is read).
@@ -84,20 +83,14 @@ def read_request(frame: bytes, version_range: tuple[int, int] | None) -> tuple[A
 
 def write_response(api_key: int, version: int, correlation_id: int, body: dict[str, Any]) -> bytes:
     """A whole response frame (size prefix included) for ``body`` (a dict, see :func:`build`)."""
-    cls = message_class(api_key, version, EntityType.response)
-    response = build(cls, body)
-    buf = io.BytesIO()
-    header_cls = cls.__header_schema__
-    kio.serial.entity_writer(header_cls)(buf, build(header_cls, {"correlation_id": correlation_id}))
-    kio.serial.entity_writer(cls)(buf, response)
-    data = buf.getvalue()
-    return SIZE.pack(len(data)) + data
+    return write_response_as(message_class(api_key, version, EntityType.response), correlation_id, body)
 
 
 def write_response_as(cls: type, correlation_id: int, body: dict[str, Any]) -> bytes:
     """Like :func:`write_response` for an explicit class (ApiVersions' v0 reply to a version it does not know)."""
     buf = io.BytesIO()
-    kio.serial.entity_writer(cls.__header_schema__)(buf, build(cls.__header_schema__, {"correlation_id": correlation_id}))
+    header_cls = cls.__header_schema__
+    kio.serial.entity_writer(header_cls)(buf, build(header_cls, {"correlation_id": correlation_id}))
     kio.serial.entity_writer(cls)(buf, build(cls, body))
     data = buf.getvalue()
     return SIZE.pack(len(data)) + data
@@ -167,5 +160,5 @@ def error_code(name: str | int | ErrorCode) -> ErrorCode:
         return ErrorCode.unknown_server_error
 
 
-__all__ = ["FrameError", "MAX_FRAME_BYTES", "SIZE", "build", "error_code", "i16", "i32", "message_class",
+__all__ = ["FrameError", "MAX_FRAME_BYTES", "SIZE", "build", "error_code", "message_class",
            "peek_header", "read_request", "write_response", "write_response_as"]

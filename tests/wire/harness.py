@@ -78,3 +78,16 @@ class WireLab:
 
         self._loop.call_soon_threadsafe(run)
         return future.result(timeout_s)
+
+    def log_values(self, topic: str, partitions: int) -> dict[int, list[bytes]]:
+        """Each partition's data record values as its leader's segment files hold them (markers left out)."""
+        from core_log.messages import TopicPartition
+
+        def read() -> dict[int, list[bytes]]:
+            out: dict[int, list[bytes]] = {}
+            for p in range(partitions):
+                tp = TopicPartition(topic, p)
+                batches = self.cluster.replica(self.cluster.leader_of(tp), tp).log.read(0, 1 << 30)
+                out[p] = [r.value for b in batches if not b.is_control for r in b.records()]
+            return out
+        return self.call(read)

@@ -30,21 +30,6 @@ def lab(tmp_path):
         yield running
 
 
-def _engine_records(lab: WireLab, topic: str) -> dict[int, list[bytes]]:
-    """Every value each partition's leader holds, read back from its segment files (not from any client)."""
-    def read() -> dict[int, list[bytes]]:
-        out: dict[int, list[bytes]] = {}
-        for p in range(PARTITIONS):
-            tp = EngineTP(topic, p)
-            replica = lab.cluster.replica(lab.cluster.leader_of(tp), tp)
-            values = []
-            for batch in replica.log.read(0, 1 << 30):
-                values.extend(r.value for r in batch.records())
-            out[p] = values
-        return out
-    return lab.call(read)
-
-
 # ── produce and consume, each client ─────────────────────────────────────────
 @pytest.mark.parametrize("client", CLIENT_NAMES)
 def test_a_real_client_produces_into_the_engine_and_consumes_back(lab, client):
@@ -55,7 +40,7 @@ def test_a_real_client_produces_into_the_engine_and_consumes_back(lab, client):
     acked, errors = produce(client, lab.bootstrap, "orders", values, client_id=f"{client}-producer")
     assert sorted(acked) == sorted(values), errors
     assert sorted(read_all(client, lab.bootstrap, "orders", PARTITIONS, RECORDS)) == sorted(values)
-    stored = _engine_records(lab, "orders")
+    stored = lab.log_values("orders", PARTITIONS)
     assert sorted(v for vs in stored.values() for v in vs) == sorted(values)
     key_partitions: dict[bytes, set[int]] = {}
     for i, v in enumerate(values):  # produce() keys record i with b"key-<i % 11>"
@@ -196,7 +181,7 @@ def test_acks_0_gets_no_response_and_its_records_still_land(lab):
     assert producer.partitions_for("orders") == {0, 1, 2}  # the same connections answer the next request
     producer.close()
     deadline = time.monotonic() + WAIT_S
-    while sum(len(v) for v in _engine_records(lab, "orders").values()) < 50:
+    while sum(len(v) for v in lab.log_values("orders", PARTITIONS).values()) < 50:
         assert time.monotonic() < deadline, "acks=0 records never arrived"
         time.sleep(0.05)
 

@@ -23,19 +23,6 @@ def lab(tmp_path):
         yield running
 
 
-def _log_values(lab: WireLab, topic: str, partitions: int) -> list[bytes]:
-    """Every data record's value in the partitions' leaders' segment files (control markers left out)."""
-    def read() -> list[bytes]:
-        out: list[bytes] = []
-        for p in range(partitions):
-            tp = TopicPartition(topic, p)
-            for batch in lab.cluster.replica(lab.cluster.leader_of(tp), tp).log.read(0, 1 << 30):
-                if not batch.is_control:
-                    out.extend(r.value for r in batch.records())
-        return out
-    return lab.call(read)
-
-
 # ── groups ───────────────────────────────────────────────────────────────────
 @pytest.mark.parametrize("client", CLIENT_NAMES)
 def test_a_group_of_two_splits_the_partitions_and_reads_each_record_once(lab, client):
@@ -131,7 +118,8 @@ def test_an_idempotent_producer_whose_answers_are_lost_does_not_duplicate(lab, c
     acked, errors = produce(client, lab.bootstrap, "single", values, client_id=name, between=fault, pause_s=0.3,
                             request_timeout_ms=1500)
     assert sorted(acked) == sorted(values), errors
-    assert sorted(_log_values(lab, "single", 1)) == sorted(values), "a batch was written twice (or lost)"
+    stored = [v for vs in lab.log_values("single", 1).values() for v in vs]
+    assert sorted(stored) == sorted(values), "a batch was written twice (or lost)"
     assert lab.call(lambda: lab.cluster.network.dropped) > dropped_before, "no answer was lost: nothing tested"
     deduped = lab.call(lambda: lab.cluster.events.of_kind("DuplicateBatchIgnored"))
     if client != "confluent-kafka":
@@ -153,7 +141,7 @@ def test_acks_all_loses_no_acknowledged_record_when_a_leader_is_killed_mid_strea
     acked, errors = produce(client, lab.bootstrap, "orders", values, client_id=f"crash-{client}", between=crash,
                             pause_s=0.005)
     assert len(acked) >= 300, (len(acked), errors[:3])
-    stored = _log_values(lab, "orders", PARTITIONS)
+    stored = [v for vs in lab.log_values("orders", PARTITIONS).values() for v in vs]
     assert set(acked) <= set(stored), f"lost-write: {sorted(set(acked) - set(stored))[:5]}"
     assert len(stored) == len(set(stored)), "duplicate"
 
@@ -172,6 +160,11 @@ def test_a_transactional_producer_commits_and_aborts_and_read_committed_sees_onl
     assert sorted(seen) == sorted(committed)
     everything = read_all(client, lab.bootstrap, "orders", PARTITIONS, 30)
     assert sorted(everything) == sorted(committed + aborted)
+
+    def markers() -> int:  # COMMIT/ABORT control batches the coordinator had the leaders write
+        return sum(b.is_control for p in range(PARTITIONS) for b in lab.cluster.replica(
+            lab.cluster.leader_of(TopicPartition("orders", p)), TopicPartition("orders", p)).log.read(0, 1 << 30))
+    assert lab.call(markers) >= 2
 
 
 # ── admin ────────────────────────────────────────────────────────────────────
