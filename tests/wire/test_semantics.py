@@ -103,18 +103,28 @@ def test_an_idempotent_producer_whose_answers_are_lost_does_not_duplicate(lab, c
     leader = lab.call(lambda: lab.cluster.leader_of(TopicPartition("single", 0)))
     dropped_before = lab.call(lambda: lab.cluster.network.dropped)
 
-    def fault(i: int) -> None:
-        if i == 3:  # the client's connections exist now: answers from the leader to them are lost
-            def cut() -> None:
-                for conn in lab.server.connections():
-                    if conn["client_id"] == name:
-                        lab.cluster.network.plan.set_link(f"broker-{leader}", conn["node_id"], loss_probability=1.0,
-                                                          both_ways=False)
-            lab.call(cut)
-        if i == 8:  # heal, so resent batches and later answers get through
-            lab.call(lambda: lab.cluster.network.plan.links.clear())
+    healed = False
 
-    values = [b"idem-%d" % i for i in range(12)]
+    def fault(i: int) -> None:
+        """From the 4th send, lose the leader's answers to the client's connections to it; heal from the 9th
+        send once an answer was lost. The cut is re-applied at each send, so a connection the client opens
+        late (a slow start) or anew (after a request timed out) is cut too."""
+        nonlocal healed
+        if i < 3 or healed:
+            return
+        if i >= 8 and (lab.call(lambda: lab.cluster.network.dropped) > dropped_before or i == len(values) - 1):
+            lab.call(lambda: lab.cluster.network.plan.links.clear())  # resent batches and later answers get through
+            healed = True
+            return
+
+        def cut() -> None:
+            for conn in lab.server.connections():
+                if conn["client_id"] == name and conn["broker"] == leader:
+                    lab.cluster.network.plan.set_link(f"broker-{leader}", conn["node_id"], loss_probability=1.0,
+                                                      both_ways=False)
+        lab.call(cut)
+
+    values = [b"idem-%d" % i for i in range(16)]
     acked, errors = produce(client, lab.bootstrap, "single", values, client_id=name, between=fault, pause_s=0.3,
                             request_timeout_ms=1500)
     assert sorted(acked) == sorted(values), errors
