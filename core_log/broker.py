@@ -37,6 +37,7 @@ from core_log.messages import (
     FENCED_LEADER_EPOCH,
     INVALID_RECORD,
     INVALID_REQUEST,
+    INVALID_TOPIC_EXCEPTION,
     NONE,
     NOT_ENOUGH_REPLICAS,
     NOT_LEADER_OR_FOLLOWER,
@@ -526,7 +527,9 @@ class Broker:
             if error == NONE and diverging is None:
                 upper = _fetch_upper(replica, req)
                 try:
-                    batches = replica.log.read(req.fetch_offset, req.max_bytes, max_offset=upper)
+                    # At least one whole batch whatever the client's limit (Kafka's minOneMessage), so a
+                    # zero or negative max_bytes from a client reads one batch rather than failing here.
+                    batches = replica.log.read(req.fetch_offset, max(1, req.max_bytes), max_offset=upper)
                     records = _batch_bytes(batches)
                     if req.isolation_level == 1 and batches:
                         aborted = tuple((e.producer_id, e.first_offset) for e in replica.log.aborted_txns(
@@ -591,6 +594,11 @@ class Broker:
                 p.reply(REQUEST_TIMED_OUT, -1)  # type: ignore[operator]
 
     # ── leader side: produce ─────────────────────────────────────────────────
+    def _refuse_produce(self, tp: TopicPartition, src: str, why: str) -> None:
+        self.cluster.events.emit(self.cluster.now_ms(), "ProduceRefused",
+                                 f"Broker {self.broker_id} refused {src}'s write to {tp}: {why}.",
+                                 broker=self.broker_id, partition=str(tp), client=src)
+
     def _on_produce(self, req: ProduceRequest, src: str) -> None:
         tp = req.tp
 
@@ -602,6 +610,11 @@ class Broker:
 
         if tp.topic not in self.cluster.topics:
             reply(UNKNOWN_TOPIC_OR_PARTITION, -1)
+            return
+        if tp.topic.startswith("__"):
+            # Kafka: "Cannot append to internal topic". Only the coordinators write there, and not by Produce.
+            self._refuse_produce(tp, src, "it is internal: only the cluster's coordinators write to it")
+            reply(INVALID_TOPIC_EXCEPTION, -1)
             return
         replica, state = self.replicas.get(tp), self.leading.get(tp)
         if replica is None or state is None:
@@ -616,6 +629,14 @@ class Broker:
             batch.validate()
         except CorruptRecordError:
             reply(CORRUPT_MESSAGE, -1)
+            return
+        # Kafka (produce v3+) takes exactly one batch per partition, and never a control batch from a client:
+        # a second batch would skip the sequence check below, and a forged COMMIT/ABORT would end another
+        # producer's transaction.
+        if batch.size_bytes != len(req.records) or batch.is_control:
+            self._refuse_produce(tp, src, "a client may send one batch per partition, and no control batch"
+                                 if batch.is_control else "a request must carry exactly one record batch per partition")
+            reply(INVALID_RECORD, -1)
             return
         check = replica.producer_state.check(batch)
         if check.duplicate_of is not None:

@@ -6,9 +6,7 @@ connection's requests to the engine as network messages from a client node; and
 simulated clock with the wall clock while it runs. This package alone may use
 asyncio and the wall clock (tests/core_log/test_engine_purity.py).
 
-Served so far: ApiVersions, Metadata, Produce, Fetch, ListOffsets and
-InitProducerId — enough for idempotent producers and assign-mode consumers of
-confluent-kafka, kafka-python and aiokafka. Consumer groups, transactions and
-the AdminClient APIs are not served yet (they are not advertised, so clients do
-not try them).
+Served: the APIs a producer, a consumer group, a transactional producer and
+an AdminClient of confluent-kafka, kafka-python or aiokafka need (the table is
+``server.SUPPORTED``); ``groups``, ``txns`` and ``admin`` hold those handlers.
 """

@@ -33,8 +33,8 @@ from core_log.wire.gateway import (
 
 #: DescribeConfigs resource types (Kafka's ConfigResource.Type).
 TOPIC_RESOURCE, BROKER_RESOURCE = 2, 4
-#: DescribeConfigs config sources (Kafka's ConfigSource ids).
-TOPIC_CONFIG_SOURCE, DEFAULT_CONFIG_SOURCE = 1, 5
+#: DescribeConfigs config sources (Kafka's ConfigSource ids: topic, static broker setting, default).
+TOPIC_CONFIG_SOURCE, STATIC_BROKER_CONFIG_SOURCE, DEFAULT_CONFIG_SOURCE = 1, 4, 5
 
 
 def config_value(text: str | None) -> Any:
@@ -131,6 +131,29 @@ def _topic_configs(conn: WireConnection, name: str) -> list[dict[str, Any]]:
     return out
 
 
+#: ClusterConfig fields whose Kafka name is not the field name with dots (the rest are), or None: not Kafka's.
+_BROKER_CONFIG_NAMES = {"log_maintenance_interval_ms": "log.retention.check.interval.ms",
+                        "controller_check_interval_ms": None}
+
+
+def _broker_configs(conn: WireConnection, broker_id: int) -> list[dict[str, Any]]:
+    """A broker's settings under Kafka's names: the cluster's ClusterConfig (each broker of a lab shares it)
+    and how a topic is auto-created. A value the lab changed from its default says so (STATIC_BROKER_CONFIG)."""
+    config = conn.cluster.config
+    defaults = type(config)()
+    out = [("broker.id", str(broker_id), False), ("auto.create.topics.enable", "true", True),
+           ("num.partitions", str(AUTO_CREATE_PARTITIONS), True),
+           ("default.replication.factor", str(min(AUTO_CREATE_REPLICATION, len(conn.cluster.brokers))), True)]
+    for f in dataclasses.fields(config):
+        name = _BROKER_CONFIG_NAMES.get(f.name, f.name.replace("_", "."))
+        if name is not None:
+            value = getattr(config, f.name)
+            out.append((name, _config_text(value), value == getattr(defaults, f.name)))
+    return [{"name": name, "value": value, "read_only": True, "is_sensitive": False, "synonyms": [],
+             "config_source": DEFAULT_CONFIG_SOURCE if is_default else STATIC_BROKER_CONFIG_SOURCE,
+             "is_default": is_default} for name, value, is_default in out]
+
+
 async def describe_configs(conn: WireConnection, request: Any, version: int) -> dict[str, Any]:
     return {"throttle_time": NO_TIMEOUT, "results": await conn.engine(lambda: _describe_configs(conn, request))}
 
@@ -147,8 +170,10 @@ def _describe_configs(conn: WireConnection, request: Any) -> list[dict[str, Any]
             else:
                 configs = _topic_configs(conn, name)
         elif rtype == BROKER_RESOURCE:
-            configs = [{"name": "broker.id", "value": name, "read_only": True, "config_source": 4,
-                        "is_default": False, "is_sensitive": False, "synonyms": []}]
+            if name not in {str(b) for b in conn.cluster.brokers}:
+                error, message = "INVALID_REQUEST", f"no broker {name!r} (brokers: {sorted(conn.cluster.brokers)})"
+            else:
+                configs = _broker_configs(conn, int(name))
         else:
             error, message = "INVALID_REQUEST", f"resource type {rtype} is not described here (topics: 2, brokers: 4)"
         if keys is not None:

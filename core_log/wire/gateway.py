@@ -193,7 +193,9 @@ class WireConnection:
                    "name": name,
                    "is_internal": False, "partitions": by_topic.get(name, [])} for name in names]
         return {"throttle_time": NO_TIMEOUT, "brokers": brokers, "cluster_id": "messaging-lab",
-                "controller_id": min(ports) if ports else -1, "topics": topics}
+                # Any live broker takes admin requests (it relays them to the lab's controller), so name one
+                # that is up: a client sends CreateTopics to this id.
+                "controller_id": min((b["node_id"] for b in brokers), default=-1), "topics": topics}
 
     def _auto_create(self, names: tuple[str, ...] | None) -> tuple[set[str], set[str]]:
         """Create the missing topics among ``names`` (cluster thread); (names refused, names that exist)."""

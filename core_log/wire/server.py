@@ -15,7 +15,9 @@ Robustness contract: a frame whose size prefix exceeds :data:`MAX_FRAME_BYTES`,
 or that cannot be decoded, closes that connection only (Kafka does the same);
 an ApiVersions request of a version we do not know gets a v0 UNSUPPORTED_VERSION
 reply listing what we serve, never a disconnect; an API we do not advertise
-closes the connection, as Kafka does.
+closes the connection, as Kafka does; so does :data:`CONNECTIONS_MAX_IDLE_S`
+without a whole request. An exception the engine raises while the driver
+advances it is logged and counted (``engine_failures``), and the clock goes on.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ log = logging.getLogger(__name__)
 TICK_S = 0.002  # the driver advances the cluster at most this much wall time apart
 LIVENESS_POLL_S = 0.05  # when the cluster's owner drives it: how often listeners follow the brokers' state
 MAX_CONNECTIONS = 256  # open client connections over all brokers; more are refused at accept
+#: A connection that sends no whole request for this long is closed (Kafka's connections.max.idle.ms default,
+#: 10 min). It also bounds a client that sends half a frame and stops, holding one of MAX_CONNECTIONS.
+CONNECTIONS_MAX_IDLE_S = 600.0
 API_VERSIONS = 18
 #: What we serve: api key → (lowest, highest) version. Only non-flexible versions, except ApiVersions v3
 #: (librdkafka asks for v3 first). Every range intersects what each of the three clients speaks.
@@ -123,6 +128,7 @@ class _Listener:
     port: int
     server: asyncio.AbstractServer | None = None
     writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    reopen_error: str = ""  # why the port could not be opened again after a restart (retried every tick)
 
 
 class WireServer:
@@ -152,6 +158,7 @@ class WireServer:
         self.frames_read = 0  # request frames read whole, answered or not (for tests and the UI)
         self.requests = 0  # answered or accepted (acks=0) requests, for tests and the UI
         self.errors: list[str] = []  # why connections were closed on us (bounded), newest last
+        self.engine_failures = 0  # exceptions the cluster raised while the driver advanced it (a bug; logged)
 
     # ── lifecycle ──
     async def start(self) -> None:
@@ -213,13 +220,24 @@ class WireServer:
             if self.drive:
                 target = sim0 + int((time.monotonic() - wall0) * 1000 * self.speed)
                 if target > self.cluster.now_ms():
-                    self.cluster.advance(target)
+                    try:
+                        self.cluster.advance(target)
+                    except Exception as exc:  # an engine bug: log it, and keep the clock (and every client) going
+                        self.engine_failures += 1
+                        log.exception("the cluster failed while advancing to %d ms", target)
+                        self._note(f"the engine failed at {self.cluster.now_ms()} ms: {exc!r}")
             alive = await self.bridge.call(self._alive)
             for listener in self._listeners.values():
                 if not alive[listener.broker_id] and listener.server is not None:
                     self._shut(listener)
                 elif alive[listener.broker_id] and listener.server is None:
-                    await self._open(listener)
+                    try:
+                        await self._open(listener)
+                        listener.reopen_error = ""
+                    except OSError as exc:  # e.g. another program took the port meanwhile: retried next tick
+                        if str(exc) != listener.reopen_error:
+                            listener.reopen_error = str(exc)
+                            self._note(f"could not reopen broker {listener.broker_id}'s port {listener.port}: {exc}")
             await asyncio.sleep(TICK_S if self.drive else LIVENESS_POLL_S)
 
     # ── one connection ──
@@ -240,10 +258,12 @@ class WireServer:
         try:
             await self.bridge.call(conn.attach)
             while True:
-                size = SIZE.unpack(await reader.readexactly(SIZE.size))[0]
-                if not 0 < size <= MAX_FRAME_BYTES:
-                    raise FrameError(f"a frame of {size} bytes (the limit is {MAX_FRAME_BYTES})")
-                frame = await reader.readexactly(size)
+                try:
+                    frame = await asyncio.wait_for(self._read_frame(reader), CONNECTIONS_MAX_IDLE_S)
+                except asyncio.TimeoutError:
+                    self._note(f"closed {conn.node_id} ({conn.client_id or 'no client.id'}): no whole request "
+                               f"for {CONNECTIONS_MAX_IDLE_S:g} s (connections.max.idle.ms)")
+                    break
                 self.frames_read += 1
                 reply = await self._answer(conn, frame)
                 self.requests += 1
@@ -266,6 +286,14 @@ class WireServer:
             self._by_node.pop(conn.node_id, None)
             conn.close()
             writer.close()
+
+    @staticmethod
+    async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+        """The next request frame's body; FrameError for a size outside 1–MAX_FRAME_BYTES."""
+        size = SIZE.unpack(await reader.readexactly(SIZE.size))[0]
+        if not 0 < size <= MAX_FRAME_BYTES:
+            raise FrameError(f"a frame of {size} bytes (the limit is {MAX_FRAME_BYTES})")
+        return await reader.readexactly(size)
 
     async def _answer(self, conn: WireConnection, frame: bytes) -> bytes | None:
         api_key, version, correlation_id = peek_header(frame)

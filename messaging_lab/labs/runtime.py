@@ -469,6 +469,9 @@ class LabRuntime:
 
     def _control(self, running: RunningLab, command: dict[str, Any]) -> dict[str, Any]:
         kind = command["kind"]
+        if running.wire_open and kind in ("pause", "step", "fast_forward"):
+            raise LabCommandError("the Kafka listeners are open: real clients count real time, so the lab cannot "
+                                  "pause or jump ahead until you close them")
         if kind == "set_speed":
             try:
                 speed = float(command.get("speed", 1))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 from core_log.wire.bridge import EngineThread
@@ -51,12 +52,15 @@ class _WireHost:
 
     # ── from request threads ──
     def open(self, lab_id: str) -> dict[str, Any]:
-        def mark() -> Any:  # on the engine thread: the lab runs at 1× and stays awake
+        def mark() -> Any:  # on the engine thread: the lab runs (unpaused) at 1× and stays awake
             running = runtime.get(lab_id)
             running.speed = 1.0
+            if running.paused:
+                running.paused = False
+                running.last_wall = time.monotonic()
             running.wire_open = True
             running.last_frame = 0.0
-            _write_retrying(lambda: Lab.objects.filter(pk=lab_id).update(speed=1.0))
+            _write_retrying(lambda: Lab.objects.filter(pk=lab_id).update(speed=1.0, paused=False))
             return running.world.cluster
         open_ids = self._run(self._ids())
         if lab_id not in open_ids and len(open_ids) >= MAX_LABS_WITH_LISTENERS:

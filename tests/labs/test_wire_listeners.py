@@ -7,6 +7,7 @@ import socket
 
 import pytest
 from django.test import Client
+from kafka import KafkaProducer
 
 from core_log.snapshot import restore, snapshot
 from messaging_lab.labs.models import Lab
@@ -67,6 +68,14 @@ def test_a_real_client_produces_into_a_live_lab_joins_its_group_and_shows_in_the
         view = _view(client, lab)
         clients = {c["client_id"]: c for c in view["wire_clients"]}
         assert "learner-consumer" in clients and "consumer" in clients["learner-consumer"]["roles"]
+        live = KafkaProducer(bootstrap_servers=bootstrap, client_id="learner-live-producer", acks="all")
+        try:  # a producer shows while it is connected, with the records it wrote
+            for i in range(7):
+                live.send(TOPIC, value=b"live-%d" % i).get(timeout=30)
+            shown = {c["client_id"]: c for c in _view(client, lab)["wire_clients"]}["learner-live-producer"]
+            assert "producer" in shown["roles"] and shown["records_produced"] == 7 and shown["requests"]["Produce"]
+        finally:
+            live.close()
         group = next(g for g in view["groups"] if g["group_id"] == "learner-group")
         assert [m["client_id"] for m in group["members"]] == ["learner-consumer"]
         # A timeline checkpoint taken now keeps departed stand-ins for the sockets: it still snapshots and
@@ -76,7 +85,7 @@ def test_a_real_client_produces_into_a_live_lab_joins_its_group_and_shows_in_the
     finally:
         member.stop()
     after = sum(p["replica"][str(p["leader"])]["log_end_offset"] for p in _view(client, lab)["partitions"])
-    assert after >= before + 30  # the lab's own producer keeps writing too
+    assert after >= before + 37  # the lab's own producer keeps writing too
 
     ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", bootstrap)]
     closed = _wire(client, lab, "close")
@@ -87,14 +96,19 @@ def test_a_real_client_produces_into_a_live_lab_joins_its_group_and_shows_in_the
 
 
 def test_while_the_listeners_are_open_the_lab_runs_at_real_time(client):
-    """Ensure opening the listeners sets the lab to 1× and a faster speed is refused with the reason until they
-    close; a bad action is a 400 that says what is allowed."""
+    """Ensure opening the listeners resumes a paused lab at 1×, and a faster speed, a pause, a step and a
+    fast-forward are refused with the reason until they close; a bad action is a 400 that says what is
+    allowed."""
     lab = _create(client)
     client.post(f"/labs/{lab.pk}/command", {"kind": "set_speed", "speed": "5.0"})
+    client.post(f"/labs/{lab.pk}/command", {"kind": "pause"})
+    assert Lab.objects.get(pk=lab.pk).paused
     assert _wire(client, lab, "open").status_code == 200
-    assert Lab.objects.get(pk=lab.pk).speed == 1.0
-    refused = client.post(f"/labs/{lab.pk}/command", {"kind": "set_speed", "speed": "5.0"})
-    assert refused.status_code == 400 and b"real time" in refused.content
+    assert Lab.objects.get(pk=lab.pk).speed == 1.0 and not Lab.objects.get(pk=lab.pk).paused
+    for command in ({"kind": "set_speed", "speed": "5.0"}, {"kind": "pause"}, {"kind": "step"},
+                    {"kind": "fast_forward", "seconds": "10"}):
+        refused = client.post(f"/labs/{lab.pk}/command", command)
+        assert refused.status_code == 400 and b"real time" in refused.content, command
     bad = _wire(client, lab, "explode")
     assert bad.status_code == 400 and b"open or close" in bad.content
     _wire(client, lab, "close")

@@ -179,9 +179,9 @@ def test_a_transactional_producer_commits_and_aborts_and_read_committed_sees_onl
 
 # ── admin ────────────────────────────────────────────────────────────────────
 def test_admin_clients_create_describe_and_delete_topics(lab):
-    """Ensure the AdminClients of all three libraries create topics (with configs) and read the configs back;
-    confluent-kafka's gets Kafka's error codes for a duplicate and an impossible replication factor, and
-    kafka-python's lists and deletes a topic."""
+    """Ensure the AdminClients of all three libraries create topics (with configs) and describe them;
+    confluent-kafka's describes a broker's settings (a changed one as STATIC_BROKER_CONFIG) and gets Kafka's
+    error codes for a duplicate and an impossible replication factor, and kafka-python's describes (partitions, replicas, leaders), lists and deletes a topic."""
     from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
     from kafka.admin import KafkaAdminClient
     from kafka.admin import NewTopic as KafkaNewTopic
@@ -201,6 +201,10 @@ def test_admin_clients_create_describe_and_delete_topics(lab):
     described = next(iter(configs.values())).result(WAIT_S)
     assert described["retention.ms"].value == "60000" and described["cleanup.policy"].value == "compact"
     assert described["min.insync.replicas"].is_default
+    broker = next(iter(admin.describe_configs([ConfigResource("broker", "2")]).values())).result(WAIT_S)
+    assert broker["broker.id"].value == "2" and broker["offsets.topic.num.partitions"].is_default
+    changed = broker["broker.session.timeout.ms"]  # the test cluster shortens it (tests/wire/harness.py)
+    assert changed.value == "3000" and not changed.is_default and changed.source == 4  # STATIC_BROKER_CONFIG
 
     import asyncio
 
@@ -225,9 +229,33 @@ def test_admin_clients_create_describe_and_delete_topics(lab):
     kafka_admin = KafkaAdminClient(bootstrap_servers=lab.bootstrap, request_timeout_ms=10_000)
     kafka_admin.create_topics([KafkaNewTopic("kp-topic", 2, 3)])
     assert "kp-topic" in kafka_admin.list_topics()
+    described = kafka_admin.describe_topics(["kp-topic"])[0]
+    assert described["name"] == "kp-topic" and described["error_code"] == 0
+    assert sorted(p["partition_index"] for p in described["partitions"]) == [0, 1]
+    assert all(sorted(p["replica_nodes"]) == [1, 2, 3] and p["leader_id"] in p["isr_nodes"]
+               for p in described["partitions"])
     kafka_admin.delete_topics(["kp-topic"])
     wait_for(lambda: "kp-topic" not in lab.call(lambda: set(lab.cluster.topics)), "the topic to be deleted")
     kafka_admin.close()
+
+
+def test_with_the_lowest_broker_down_admin_requests_reach_a_live_one(lab):
+    """Ensure while broker 1 is crashed, Metadata names a live broker as the controller, so confluent-kafka's
+    AdminClient (which sends CreateTopics to the controller) still creates a topic."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    lab.call(lambda: lab.cluster.crash_broker(1))
+    admin = AdminClient({"bootstrap.servers": lab.bootstrap})
+
+    def controller() -> int:
+        try:
+            return admin.list_topics(timeout=5).controller_id
+        except KafkaException:  # this Metadata request went to the dead broker's closed port: ask again
+            return -1
+    wait_for(lambda: controller() in (2, 3), "a live controller id")
+    admin.create_topics([NewTopic("while-one-is-down", 2, 2)])["while-one-is-down"].result(WAIT_S)
+    assert lab.call(lambda: lab.cluster.topics["while-one-is-down"].partitions) == 2
 
 
 def test_admin_client_lists_and_describes_groups_and_deletes_records(lab):
