@@ -454,6 +454,9 @@ class Broker:
         tp = req.tp
         replica = self.replicas.get(tp)
         state = self.leading.get(tp)
+        if tp.topic not in self.cluster.topics:  # deleted: the replica goes when StopReplicas arrives
+            self._reply_fetch(req, src, UNKNOWN_TOPIC_OR_PARTITION)
+            return
         if replica is None or state is None:
             self._reply_fetch(req, src, NOT_LEADER_OR_FOLLOWER)
             return
@@ -570,9 +573,10 @@ class Broker:
     def _maybe_advance_hw(self, tp: TopicPartition) -> None:
         state = self.leading.get(tp)
         replica = self.replicas.get(tp)
-        if state is None or replica is None:
-            return
-        min_isr = self.cluster.topics[tp.topic].min_insync_replicas
+        topic = self.cluster.topics.get(tp.topic)
+        if state is None or replica is None or topic is None:
+            return  # (no topic: deleted, and this broker's StopReplicas is still on its way)
+        min_isr = topic.min_insync_replicas
         candidate = state.compute_high_watermark(self.broker_id, replica.log_end_offset, min_isr)
         if candidate is not None and candidate > replica.high_watermark:
             replica.set_high_watermark(candidate)

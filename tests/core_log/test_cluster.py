@@ -317,6 +317,29 @@ def test_delete_topic_removes_replicas_and_files_even_on_a_down_broker():
     assert c.replica(1, T0).log_end_offset == 0
 
 
+def test_deleting_a_topic_while_its_followers_fetch_never_breaks_the_cluster():
+    """Ensure a topic deleted at any millisecond of busy replication (a follower's fetch may still be on the
+    wire, and the leader keeps the partition until StopReplicas arrives) leaves every broker working: the
+    leader answers that fetch UNKNOWN_TOPIC_OR_PARTITION instead of failing on the topic it can no longer
+    look up. The wire fuzz (tests/wire/test_requests.py's search) found it: KeyError in _maybe_advance_hw."""
+    c = _cluster()
+    producer = Producer(c, "p1", ProducerConfig(acks="all"))
+    for delay_ms in range(0, 40):
+        name = f"gone-{delay_ms}"
+        c.create_topic(name, 1, 3)
+        c.run_for(300)
+        tp = TopicPartition(name, 0)
+        for i in range(3):
+            producer.send(name, b"k", b"v%d" % i)
+        c.run_for(delay_ms)  # the answers and the followers' next fetches are in flight now, or not
+        c.delete_topic(name)
+        c.run_for(600)
+        assert all(tp not in b.replicas for b in c.brokers.values())
+    _send(c, producer, 5)  # the cluster still replicates its other topic
+    c.run_for(1000)
+    assert c.replica(2, T0).log_end_offset == c.replica(1, T0).log_end_offset > 0
+
+
 def test_snapshot_is_plain_json_with_every_replica_and_client():
     """Ensure snapshot() describes brokers, partitions with per-replica offsets, clients and faults as JSON."""
     import json

@@ -7,7 +7,9 @@ with field values biased towards the lab's real names and towards the edges
 (0, -1, huge). A listener that decodes a request must answer it or refuse it
 with a Kafka error; it must never let it reach the engine in a form the engine
 cannot take (an exception there would stop the lab's clock for every client).
-The named cases below are the ones this search found, kept as plain tests.
+The named cases below are the ones this search found, kept as plain tests (and
+one more in tests/core_log/test_cluster.py: a topic deleted while its followers
+fetch).
 """
 
 from __future__ import annotations
