@@ -9,6 +9,8 @@ Ports are chosen by the OS; everything listens on 127.0.0.1 and stops at exit.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import threading
 from concurrent.futures import Future
 from typing import Any, Callable
@@ -91,3 +93,20 @@ class WireLab:
                 out[p] = [r.value for b in batches if not b.is_control for r in b.records()]
             return out
         return self.call(read)
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    """One response frame's body (after its 4-byte size) from a raw socket; ConnectionError if it closes first
+    (socket.timeout if nothing comes in the socket's timeout)."""
+    (size,) = struct.unpack(">i", _exactly(sock, 4))
+    return _exactly(sock, size)
+
+
+def _exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data

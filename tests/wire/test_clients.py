@@ -16,7 +16,7 @@ import pytest
 
 from core_log.messages import TopicPartition as EngineTP
 from tests.wire.clients import CLIENT_NAMES, produce, read_all, wait_for
-from tests.wire.harness import WireLab
+from tests.wire.harness import WireLab, read_frame
 
 pytestmark = pytest.mark.slow
 RECORDS = 200
@@ -90,35 +90,18 @@ def _frame(api_key: int, version: int, correlation_id: int, body: bytes, client_
     return struct.pack(">i", len(header) + len(body)) + header + body
 
 
-def _read_frame(sock: socket.socket) -> bytes:
-    data = b""
-    while len(data) < 4:
-        chunk = sock.recv(4 - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    size = struct.unpack(">i", data)[0]
-    body = b""
-    while len(body) < size:
-        chunk = sock.recv(size - len(body))
-        if not chunk:
-            raise ConnectionError("closed")
-        body += chunk
-    return body
-
-
 def test_an_api_versions_request_of_an_unknown_version_gets_a_v0_reply_not_a_disconnect(lab):
     """Ensure ApiVersions v9 is answered (correlation id kept) with error 35 UNSUPPORTED_VERSION and the list of
     versions we serve, in v0 layout, and the connection stays open for the retry at a version we know."""
     with socket.create_connection(("127.0.0.1", lab.port(1)), timeout=10) as sock:
         sock.sendall(_frame(18, 9, 41, b""))
-        reply = _read_frame(sock)
+        reply = read_frame(sock)
         correlation, error, count = struct.unpack_from(">ihi", reply)
         assert (correlation, error) == (41, 35) and count >= 6
         keys = {struct.unpack_from(">hhh", reply, 10 + 6 * i)[0] for i in range(count)}
         assert {0, 1, 2, 3, 18, 22} <= keys
         sock.sendall(_frame(18, 0, 42, b""))
-        assert struct.unpack_from(">ih", _read_frame(sock)) == (42, 0)
+        assert struct.unpack_from(">ih", read_frame(sock)) == (42, 0)
 
 
 def test_bad_frames_close_only_their_connection_and_a_fuzz_of_10000_frames_leaves_the_listener_serving(lab):
@@ -154,7 +137,7 @@ def test_bad_frames_close_only_their_connection_and_a_fuzz_of_10000_frames_leave
             continue
         try:
             sock.settimeout(2.0)
-            _read_frame(sock)
+            read_frame(sock)
             answered += 1
         except (ConnectionError, socket.timeout, OSError):
             closed += 1  # refused: the listener closed this connection; the next frame gets a new one
