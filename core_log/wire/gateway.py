@@ -175,6 +175,7 @@ class WireConnection:
         auto_create = bool(wanted) and getattr(request, "allow_auto_topic_creation", True)
         invalid, existing = await self.engine(lambda: self._auto_create(wanted if auto_create else ()))
         reply = await self.answer(self.ask(lambda c: MetadataRequest(wanted or (), c)), DEFAULT_REPLY_TIMEOUT_S)
+        up = await self.engine(lambda: {b for b, broker in self.cluster.brokers.items() if broker.alive})
         ports = self.ports()
         brokers = [] if reply is None else [
             {"node_id": b, "host": HOST, "port": ports[b], "rack": None} for b in reply.brokers if b in ports]
@@ -194,8 +195,9 @@ class WireConnection:
                    "is_internal": False, "partitions": by_topic.get(name, [])} for name in names]
         return {"throttle_time": NO_TIMEOUT, "brokers": brokers, "cluster_id": "messaging-lab",
                 # Any live broker takes admin requests (it relays them to the lab's controller), so name one
-                # that is up: a client sends CreateTopics to this id.
-                "controller_id": min((b["node_id"] for b in brokers), default=-1), "topics": topics}
+                # that is up — not merely not yet fenced: a client sends CreateTopics to this id.
+                "controller_id": min((b["node_id"] for b in brokers if b["node_id"] in up), default=-1),
+                "topics": topics}
 
     def _auto_create(self, names: tuple[str, ...] | None) -> tuple[set[str], set[str]]:
         """Create the missing topics among ``names`` (cluster thread); (names refused, names that exist)."""

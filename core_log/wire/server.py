@@ -55,6 +55,7 @@ MAX_CONNECTIONS = 256  # open client connections over all brokers; more are refu
 #: A connection that sends no whole request for this long is closed (Kafka's connections.max.idle.ms default,
 #: 10 min). It also bounds a client that sends half a frame and stops, holding one of MAX_CONNECTIONS.
 CONNECTIONS_MAX_IDLE_S = 600.0
+IDLE_SWEEP_S = 1.0  # how often the driver looks for idle connections
 API_VERSIONS = 18
 #: What we serve: api key → (lowest, highest) version. Only non-flexible versions, except ApiVersions v3
 #: (librdkafka asks for v3 first). Every range intersects what each of the three clients speaks.
@@ -155,6 +156,11 @@ class WireServer:
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()  # one per open connection
         self._by_node: dict[str, WireConnection] = {}  # node id → its connection
+        # node id → (when it began waiting for its next frame, its writer): what _close_idle looks at. A
+        # sweep rather than a timeout on every read, which would cost a task per request.
+        self._waiting: dict[str, tuple[float, asyncio.StreamWriter]] = {}
+        self._idle_closed: set[str] = set()
+        self._next_idle_sweep = 0.0
         self.frames_read = 0  # request frames read whole, answered or not (for tests and the UI)
         self.requests = 0  # answered or accepted (acks=0) requests, for tests and the UI
         self.errors: list[str] = []  # why connections were closed on us (bounded), newest last
@@ -226,6 +232,8 @@ class WireServer:
                         self.engine_failures += 1
                         log.exception("the cluster failed while advancing to %d ms", target)
                         self._note(f"the engine failed at {self.cluster.now_ms()} ms: {exc!r}")
+            if time.monotonic() >= self._next_idle_sweep:
+                self._close_idle()
             alive = await self.bridge.call(self._alive)
             for listener in self._listeners.values():
                 if not alive[listener.broker_id] and listener.server is not None:
@@ -239,6 +247,15 @@ class WireServer:
                             listener.reopen_error = str(exc)
                             self._note(f"could not reopen broker {listener.broker_id}'s port {listener.port}: {exc}")
             await asyncio.sleep(TICK_S if self.drive else LIVENESS_POLL_S)
+
+    def _close_idle(self) -> None:
+        """Close connections that have waited longer than CONNECTIONS_MAX_IDLE_S for a whole request."""
+        now = time.monotonic()
+        self._next_idle_sweep = now + IDLE_SWEEP_S
+        for node_id, (since, writer) in list(self._waiting.items()):
+            if now - since > CONNECTIONS_MAX_IDLE_S:
+                self._idle_closed.add(node_id)
+                writer.close()  # its read then ends (IncompleteReadError) and _serve cleans up
 
     # ── one connection ──
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, broker_id: int) -> None:
@@ -258,12 +275,9 @@ class WireServer:
         try:
             await self.bridge.call(conn.attach)
             while True:
-                try:
-                    frame = await asyncio.wait_for(self._read_frame(reader), CONNECTIONS_MAX_IDLE_S)
-                except asyncio.TimeoutError:
-                    self._note(f"closed {conn.node_id} ({conn.client_id or 'no client.id'}): no whole request "
-                               f"for {CONNECTIONS_MAX_IDLE_S:g} s (connections.max.idle.ms)")
-                    break
+                self._waiting[conn.node_id] = (time.monotonic(), writer)  # _close_idle's clock starts
+                frame = await self._read_frame(reader)
+                del self._waiting[conn.node_id]
                 self.frames_read += 1
                 reply = await self._answer(conn, frame)
                 self.requests += 1
@@ -271,7 +285,10 @@ class WireServer:
                     writer.write(reply)
                     await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the client went away, or the broker's listener closed it
+            if conn.node_id in self._idle_closed:
+                self._note(f"closed {conn.node_id} ({conn.client_id or 'no client.id'}): no whole request "
+                           f"for {CONNECTIONS_MAX_IDLE_S:g} s (connections.max.idle.ms)")
+            # else the client went away, or the broker's listener closed it
         except asyncio.CancelledError:
             pass  # the server is closing (asyncio's stream callback would log a cancelled task as an error)
         except (FrameError, WireError) as exc:
@@ -284,6 +301,8 @@ class WireServer:
             self._connections -= 1
             listener.writers.discard(writer)
             self._by_node.pop(conn.node_id, None)
+            self._waiting.pop(conn.node_id, None)
+            self._idle_closed.discard(conn.node_id)
             conn.close()
             writer.close()
 
